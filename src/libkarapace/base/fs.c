@@ -1,0 +1,250 @@
+/* fs.c — reading files, atomic replacement, lexical paths. */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *
+kp_fd_read_all (int fd, size_t max_size, size_t *len, kp_error **err)
+{
+  kp_cleanup_buf kp_buf buf = KP_BUF_INIT;
+  char chunk[65536];
+  for (;;)
+    {
+      ssize_t n = read (fd, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          kp_error_errno (err, errno, "read");
+          return NULL;
+        }
+      if (n == 0)
+        break;
+      if (buf.len + (size_t) n > max_size)
+        {
+          kp_error_set (err, KP_EXIT_FAILURE, "input is larger than %zu bytes", max_size);
+          return NULL;
+        }
+      kp_buf_append (&buf, chunk, (size_t) n);
+    }
+  if (len)
+    *len = buf.len;
+  return kp_buf_steal (&buf);
+}
+
+char *
+kp_file_read (const char *path, size_t max_size, size_t *len, kp_error **err)
+{
+  kp_cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    {
+      kp_error_errno (err, errno, "cannot open '%s'", path);
+      return NULL;
+    }
+  struct stat st;
+  if (fstat (fd, &st) < 0)
+    {
+      kp_error_errno (err, errno, "cannot stat '%s'", path);
+      return NULL;
+    }
+  if (S_ISDIR (st.st_mode))
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "'%s' is a directory, not a file", path);
+      return NULL;
+    }
+  char *data = kp_fd_read_all (fd, max_size, len, err);
+  if (data == NULL)
+    kp_error_prefix (err, "%s", path);
+  return data;
+}
+
+int
+kp_write_all (int fd, const void *data, size_t len)
+{
+  const char *p = data;
+  while (len > 0)
+    {
+      ssize_t n = write (fd, p, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return -errno;
+      p += n;
+      len -= (size_t) n;
+    }
+  return 0;
+}
+
+int
+kp_file_write_atomic (const char *path, const void *data, size_t len, mode_t mode,
+                      bool exclusive, kp_error **err)
+{
+  kp_cleanup_free char *dir = kp_path_dirname (path);
+  kp_cleanup_free char *tmp = xasprintf ("%s.tmp-XXXXXX", path);
+  kp_cleanup_close int fd = mkostemp (tmp, O_CLOEXEC);
+  if (fd < 0)
+    return kp_error_errno (err, errno, "cannot create a file in '%s'", dir);
+  int r = kp_write_all (fd, data, len);
+  if (r == 0 && fchmod (fd, mode) < 0)
+    r = -errno;
+  if (r == 0 && fsync (fd) < 0)
+    r = -errno;
+  if (r < 0)
+    {
+      unlink (tmp);
+      return kp_error_errno (err, -r, "cannot write '%s'", path);
+    }
+  if (exclusive)
+    {
+      /* link() refuses to replace, which rename() would do silently. */
+      if (link (tmp, path) < 0)
+        {
+          int saved = errno;
+          unlink (tmp);
+          return kp_error_errno (err, saved, "cannot create '%s'", path);
+        }
+      unlink (tmp);
+    }
+  else if (rename (tmp, path) < 0)
+    {
+      int saved = errno;
+      unlink (tmp);
+      return kp_error_errno (err, saved, "cannot replace '%s'", path);
+    }
+  kp_cleanup_close int dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0)
+    fsync (dfd);
+  return 0;
+}
+
+char *
+kp_path_normalize (const char *path)
+{
+  bool absolute = path[0] == '/';
+  kp_cleanup_strv char **parts = xcalloc (strlen (path) / 2 + 2, sizeof (char *));
+  size_t n = 0, leading_up = 0;
+  const char *p = path;
+  while (*p)
+    {
+      while (*p == '/')
+        p++;
+      if (!*p)
+        break;
+      const char *end = strchrnul (p, '/');
+      size_t len = (size_t) (end - p);
+      if (len == 1 && p[0] == '.')
+        ;
+      else if (len == 2 && p[0] == '.' && p[1] == '.')
+        {
+          if (n > leading_up)
+            {
+              free (parts[--n]);
+              parts[n] = NULL;
+            }
+          else if (!absolute)
+            {
+              parts[n++] = xstrdup ("..");
+              leading_up++;
+            }
+        }
+      else
+        parts[n++] = xstrndup (p, len);
+      p = end;
+    }
+  kp_cleanup_buf kp_buf out = KP_BUF_INIT;
+  if (absolute)
+    kp_buf_putc (&out, '/');
+  for (size_t i = 0; i < n; i++)
+    {
+      if (i > 0)
+        kp_buf_putc (&out, '/');
+      kp_buf_puts (&out, parts[i]);
+    }
+  if (out.len == 0)
+    kp_buf_putc (&out, '.');
+  return kp_buf_steal (&out);
+}
+
+char *
+kp_path_join (const char *base, const char *rel)
+{
+  if (rel[0] == '/')
+    return xstrdup (rel);
+  size_t lb = strlen (base);
+  if (lb > 0 && base[lb - 1] == '/')
+    return xasprintf ("%s%s", base, rel);
+  return xasprintf ("%s/%s", base, rel);
+}
+
+bool
+kp_path_is_under (const char *path, const char *prefix)
+{
+  size_t lp = strlen (prefix);
+  while (lp > 1 && prefix[lp - 1] == '/')
+    lp--;
+  if (lp == 1 && prefix[0] == '/')
+    return path[0] == '/';
+  if (strncmp (path, prefix, lp) != 0)
+    return false;
+  return path[lp] == '\0' || path[lp] == '/';
+}
+
+char *
+kp_path_dirname (const char *path)
+{
+  kp_cleanup_free char *copy = xstrdup (path);
+  return xstrdup (dirname (copy));
+}
+
+char *
+kp_path_absolute (const char *path, kp_error **err)
+{
+  if (path[0] == '/')
+    return kp_path_normalize (path);
+  kp_cleanup_free char *cwd = getcwd (NULL, 0);
+  if (cwd == NULL)
+    {
+      kp_error_errno (err, errno, "cannot find the current directory");
+      return NULL;
+    }
+  kp_cleanup_free char *joined = kp_path_join (cwd, path);
+  return kp_path_normalize (joined);
+}
+
+const char *
+kp_home_dir (void)
+{
+  const char *home = getenv ("HOME");
+  if (home && home[0] == '/')
+    return home;
+  struct passwd *pw = getpwuid (getuid ());
+  return pw && pw->pw_dir ? pw->pw_dir : "/";
+}
+
+static char *
+xdg_dir (const char *var, const char *fallback)
+{
+  const char *v = getenv (var);
+  if (v && v[0] == '/')
+    return xstrdup (v);
+  return kp_path_join (kp_home_dir (), fallback);
+}
+
+char *
+kp_xdg_config_home (void)
+{
+  return xdg_dir ("XDG_CONFIG_HOME", ".config");
+}
+
+char *
+kp_xdg_data_home (void)
+{
+  return xdg_dir ("XDG_DATA_HOME", ".local/share");
+}
