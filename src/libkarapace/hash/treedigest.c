@@ -1,0 +1,642 @@
+/* treedigest.c — the canonical walk behind tree digests (docs/identity.md, "Tree digest").
+ *
+ * The walk is iterative, with a stack of directory frames on the heap, so a deep tree
+ * costs memory rather than C stack. Each frame lists and sorts its directory once when it
+ * is entered. Frames keep their directory open for the first KEEP_OPEN_DEPTH levels; deeper
+ * ones close their parent's descriptor and reopen it through ".." on the way back up,
+ * checking device and inode, so a tree of any depth needs a bounded number of descriptors.
+ *
+ * Every lookup is relative to a held directory descriptor and never follows a symbolic
+ * link; a file is opened only after lstat says it is regular, and checked again after. */
+#include "treedigest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+/* Directory descriptors held at once before the walk starts reopening parents via "..". */
+#define KEEP_OPEN_DEPTH 64
+
+/* Depends on the host's labelling policy, not on the tree: two machines would disagree. */
+#define EXCLUDED_XATTR "security.selinux"
+
+typedef struct frame
+{
+  int fd; /* -1 while a deeper frame has given it back */
+  dev_t dev;
+  ino_t ino;
+  char **names; /* sorted, NULL-terminated */
+  size_t n_names;
+  size_t next;
+  size_t path_len; /* this directory's relative path in walk.path ("" for the root) */
+  size_t enc_len;  /* and in walk.enc_path */
+} frame;
+
+typedef struct walk
+{
+  const char *root; /* the path as given, for messages */
+  frame *frames;
+  size_t n_frames;
+  size_t cap_frames;
+  kp_buf path;     /* relative path of the current entry, raw bytes */
+  kp_buf enc_path; /* the same, percent-encoded */
+  kp_buf record;
+  kp_buf xattrs;
+  uint8_t *file_buf;
+  kp_blake3 hasher;
+  kp_tree_digest_cb on_record;
+  void *user_data;
+} walk;
+
+void
+kp_tree_digest_encode (kp_buf *b, const void *data, size_t len)
+{
+  static const char digits[] = "0123456789ABCDEF";
+  const uint8_t *p = data;
+  size_t run = 0; /* bytes at p[i - run .. i) that need no escaping */
+  for (size_t i = 0; i < len; i++)
+    {
+      uint8_t c = p[i];
+      if (c >= 0x21 && c <= 0x7e && c != '%' && c != ',' && c != '=')
+        {
+          run++;
+          continue;
+        }
+      if (run)
+        kp_buf_append (b, p + i - run, run);
+      run = 0;
+      char esc[3] = { '%', digits[c >> 4], digits[c & 0xf] };
+      kp_buf_append (b, esc, sizeof esc);
+    }
+  if (run)
+    kp_buf_append (b, p + len - run, run);
+}
+
+static void
+append_hex (kp_buf *b, const uint8_t *data, size_t len)
+{
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < len; i++)
+    {
+      char pair[2] = { digits[data[i] >> 4], digits[data[i] & 0xf] };
+      kp_buf_append (b, pair, sizeof pair);
+    }
+}
+
+/* The current entry as the user would name it: the root as given, then the relative path. */
+static char *
+walk_display (const walk *w)
+{
+  if (w->path.len == 0)
+    return xstrdup (w->root);
+  return xasprintf ("%s/%s", w->root, kp_buf_str (&w->path));
+}
+
+static int
+walk_fail_errno (const walk *w, kp_error **err, int errnum, const char *what)
+{
+  kp_cleanup_free char *display = walk_display (w);
+  return kp_error_errno (err, errnum, "%s '%s'", what, display);
+}
+
+static int
+walk_fail (const walk *w, kp_error **err, const char *what)
+{
+  kp_cleanup_free char *display = walk_display (w);
+  return kp_error_set (err, KP_EXIT_FAILURE, "'%s' %s", display, what);
+}
+
+static void
+walk_clear (walk *w)
+{
+  for (size_t i = 0; i < w->n_frames; i++)
+    {
+      if (w->frames[i].fd >= 0)
+        close (w->frames[i].fd);
+      kp_strv_free (w->frames[i].names);
+    }
+  free (w->frames);
+  kp_buf_clear (&w->path);
+  kp_buf_clear (&w->enc_path);
+  kp_buf_clear (&w->record);
+  kp_buf_clear (&w->xattrs);
+  free (w->file_buf);
+  memset (w, 0, sizeof *w);
+}
+
+static int
+compare_names (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* The directory's entries, without "." and "..", sorted byte-wise. */
+static int
+list_directory (const walk *w, int fd, char ***names_out, size_t *n_out, kp_error **err)
+{
+  /* readdir() owns the descriptor it is given; the frame keeps its own. */
+  int dup_fd = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+  if (dup_fd < 0)
+    return walk_fail_errno (w, err, errno, "duplicate descriptor of");
+  kp_cleanup_dir DIR *dir = fdopendir (dup_fd);
+  if (dir == NULL)
+    {
+      int e = errno;
+      close (dup_fd);
+      return walk_fail_errno (w, err, e, "list directory");
+    }
+
+  kp_cleanup_strv char **names = NULL;
+  size_t n = 0, cap = 0;
+  for (;;)
+    {
+      errno = 0;
+      struct dirent *de = readdir (dir);
+      if (de == NULL)
+        {
+          if (errno != 0)
+            return walk_fail_errno (w, err, errno, "list directory");
+          break;
+        }
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      if (n + 2 > cap)
+        {
+          cap = cap ? 2 * cap : 16;
+          names = xreallocarray (names, cap, sizeof (char *));
+        }
+      names[n++] = xstrdup (de->d_name);
+      names[n] = NULL;
+    }
+  if (names)
+    qsort (names, n, sizeof (char *), compare_names);
+  *names_out = kp_steal_pointer (&names);
+  *n_out = n;
+  return 0;
+}
+
+/* List an entry's extended attribute names, through its descriptor when it has one,
+ * else through its /proc/self/fd path without following it. */
+static ssize_t
+xattr_list (int fd, const char *proc_path, char *buf, size_t size)
+{
+  return fd >= 0 ? flistxattr (fd, buf, size) : llistxattr (proc_path, buf, size);
+}
+
+static ssize_t
+xattr_get (int fd, const char *proc_path, const char *name, void *buf, size_t size)
+{
+  return fd >= 0 ? fgetxattr (fd, name, buf, size) : lgetxattr (proc_path, name, buf, size);
+}
+
+static int
+xattr_fail (const walk *w, kp_error **err, int errnum)
+{
+  walk_fail_errno (w, err, errnum, "read extended attributes of");
+  if (errnum == ENOENT)
+    kp_error_hint (err, "attributes of links and special files are read through /proc/self/fd; "
+                        "is /proc mounted?");
+  return -1;
+}
+
+/* Fill w->xattrs with the XATTRS field: "-", or NAME=HEXVALUE pairs sorted by name. */
+static int
+read_xattrs (walk *w, int fd, int dir_fd, const char *name, kp_error **err)
+{
+  kp_cleanup_free char *proc_path = NULL;
+  if (fd < 0)
+    proc_path = xasprintf ("/proc/self/fd/%d/%s", dir_fd, name);
+
+  kp_buf_truncate (&w->xattrs, 0);
+  kp_cleanup_free char *list = NULL;
+  ssize_t list_len;
+  for (;;)
+    {
+      list_len = xattr_list (fd, proc_path, NULL, 0);
+      if (list_len < 0 && (errno == ENOTSUP || errno == ENOSYS))
+        list_len = 0; /* a filesystem without extended attributes has none */
+      if (list_len < 0)
+        return xattr_fail (w, err, errno);
+      if (list_len == 0)
+        break;
+      list = xrealloc (list, (size_t) list_len);
+      list_len = xattr_list (fd, proc_path, list, (size_t) list_len);
+      if (list_len >= 0)
+        break;
+      if (errno != ERANGE) /* ERANGE: the list grew meanwhile, ask again */
+        return xattr_fail (w, err, errno);
+    }
+
+  kp_cleanup_free char **names = NULL;
+  size_t n = 0;
+  for (ssize_t off = 0; off < list_len; off += (ssize_t) strlen (list + off) + 1)
+    {
+      if (strcmp (list + off, EXCLUDED_XATTR) == 0)
+        continue;
+      names = xreallocarray (names, n + 1, sizeof (char *));
+      names[n++] = list + off;
+    }
+  if (n == 0)
+    {
+      kp_buf_putc (&w->xattrs, '-');
+      return 0;
+    }
+  qsort (names, n, sizeof (char *), compare_names);
+
+  kp_cleanup_free uint8_t *value = NULL;
+  size_t value_cap = 0;
+  bool first = true;
+  for (size_t i = 0; i < n; i++)
+    {
+      ssize_t len;
+      for (;;)
+        {
+          len = xattr_get (fd, proc_path, names[i], NULL, 0);
+          if (len < 0)
+            break;
+          if ((size_t) len > value_cap)
+            {
+              value_cap = (size_t) len;
+              value = xrealloc (value, value_cap);
+            }
+          len = xattr_get (fd, proc_path, names[i], value, value_cap);
+          if (len >= 0 || errno != ERANGE)
+            break;
+        }
+      if (len < 0 && errno == ENODATA)
+        continue; /* removed since it was listed */
+      if (len < 0)
+        return xattr_fail (w, err, errno);
+      if (!first)
+        kp_buf_putc (&w->xattrs, ',');
+      first = false;
+      kp_tree_digest_encode (&w->xattrs, names[i], strlen (names[i]));
+      kp_buf_putc (&w->xattrs, '=');
+      append_hex (&w->xattrs, value, (size_t) len);
+    }
+  if (first)
+    kp_buf_putc (&w->xattrs, '-');
+  return 0;
+}
+
+static void
+record_begin (walk *w, char type, const struct stat *st)
+{
+  mode_t mode = type == 'l' ? 0777 : (st->st_mode & 07777);
+  kp_buf_truncate (&w->record, 0);
+  kp_buf_printf (&w->record, "%c %04o %lu %lu ", type, (unsigned) mode,
+                 (unsigned long) st->st_uid, (unsigned long) st->st_gid);
+}
+
+/* Finish the record after its payload, hash it and hand it to the callback. */
+static int
+record_end (walk *w, kp_error **err)
+{
+  kp_buf_putc (&w->record, ' ');
+  kp_buf_append (&w->record, w->xattrs.data, w->xattrs.len);
+  kp_buf_putc (&w->record, ' ');
+  if (w->enc_path.len == 0)
+    kp_buf_putc (&w->record, '.');
+  else
+    kp_buf_append (&w->record, w->enc_path.data, w->enc_path.len);
+  kp_buf_putc (&w->record, '\n');
+
+  kp_blake3_update (&w->hasher, w->record.data, w->record.len);
+  if (w->on_record && w->on_record (w->record.data, w->record.len, w->user_data, err) < 0)
+    {
+      if (err && *err == NULL)
+        kp_error_set (err, KP_EXIT_FAILURE, "tree digest: stopped while listing records");
+      return -1;
+    }
+  return 0;
+}
+
+static bool
+same_inode (const struct stat *a, const struct stat *b)
+{
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Open an entry found by lstat and check that it is still that entry. */
+static int
+open_checked (const walk *w, int dir_fd, const char *name, int flags, const struct stat *seen,
+              struct stat *st, kp_error **err)
+{
+  kp_cleanup_close int fd = openat (dir_fd, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return walk_fail_errno (w, err, errno, "open");
+  if (fstat (fd, st) < 0)
+    return walk_fail_errno (w, err, errno, "stat");
+  if (!same_inode (st, seen) || (st->st_mode & S_IFMT) != (seen->st_mode & S_IFMT))
+    return walk_fail (w, err, "changed while the tree was being read");
+  return kp_steal_fd (&fd);
+}
+
+static int
+visit_file (walk *w, int dir_fd, const char *name, const struct stat *seen, kp_error **err)
+{
+  struct stat st;
+  /* O_NONBLOCK: should the file be swapped for a fifo, fail instead of waiting forever. */
+  kp_cleanup_close int fd = open_checked (w, dir_fd, name, O_RDONLY | O_NONBLOCK, seen, &st, err);
+  if (fd < 0)
+    return -1;
+  if (read_xattrs (w, fd, dir_fd, name, err) < 0)
+    return -1;
+
+  uint8_t digest[KP_BLAKE3_OUT_LEN];
+  if (kp_blake3_fd_buffer (fd, w->file_buf, KP_BLAKE3_FD_BUFFER_SIZE, digest, err) < 0)
+    {
+      kp_cleanup_free char *display = walk_display (w);
+      return kp_error_prefix (err, "hash '%s'", display);
+    }
+  char hex[KP_BLAKE3_HEX_LEN + 1];
+  kp_blake3_to_hex (digest, hex);
+
+  record_begin (w, 'f', &st);
+  kp_buf_append (&w->record, hex, KP_BLAKE3_HEX_LEN);
+  return record_end (w, err);
+}
+
+static int
+visit_symlink (walk *w, int dir_fd, const char *name, const struct stat *st, kp_error **err)
+{
+  size_t size = st->st_size > 0 && st->st_size < 65536 ? (size_t) st->st_size + 1 : 256;
+  kp_cleanup_free char *target = NULL;
+  ssize_t len;
+  for (;;)
+    {
+      target = xrealloc (target, size);
+      len = readlinkat (dir_fd, name, target, size);
+      if (len < 0)
+        return walk_fail_errno (w, err, errno, "read link");
+      if ((size_t) len < size)
+        break;
+      if (__builtin_mul_overflow (size, 2, &size))
+        kp_oom ();
+    }
+  if (read_xattrs (w, -1, dir_fd, name, err) < 0)
+    return -1;
+  record_begin (w, 'l', st);
+  kp_tree_digest_encode (&w->record, target, (size_t) len);
+  return record_end (w, err);
+}
+
+static int
+visit_special (walk *w, int dir_fd, const char *name, const struct stat *st, kp_error **err)
+{
+  char type;
+  switch (st->st_mode & S_IFMT)
+    {
+    case S_IFCHR:
+      type = 'c';
+      break;
+    case S_IFBLK:
+      type = 'b';
+      break;
+    case S_IFIFO:
+      type = 'p';
+      break;
+    case S_IFSOCK:
+      type = 's';
+      break;
+    default:
+      return walk_fail (w, err, "has a file type a tree digest cannot represent");
+    }
+  /* Never opened: opening a device or a fifo has effects of its own. */
+  if (read_xattrs (w, -1, dir_fd, name, err) < 0)
+    return -1;
+  record_begin (w, type, st);
+  if (type == 'c' || type == 'b')
+    kp_buf_printf (&w->record, "%u,%u", major (st->st_rdev), minor (st->st_rdev));
+  else
+    kp_buf_putc (&w->record, '-');
+  return record_end (w, err);
+}
+
+/* Emit a directory's record and make it the current frame. Takes ownership of fd. */
+static int
+enter_directory (walk *w, int fd_in, const struct stat *st, kp_error **err)
+{
+  kp_cleanup_close int fd = fd_in;
+  if (read_xattrs (w, fd, -1, NULL, err) < 0)
+    return -1;
+  record_begin (w, 'd', st);
+  kp_buf_putc (&w->record, '-');
+  if (record_end (w, err) < 0)
+    return -1;
+
+  char **names = NULL;
+  size_t n_names = 0;
+  if (list_directory (w, fd, &names, &n_names, err) < 0)
+    return -1;
+  if (w->n_frames == w->cap_frames)
+    {
+      w->cap_frames = w->cap_frames ? 2 * w->cap_frames : 16;
+      w->frames = xreallocarray (w->frames, w->cap_frames, sizeof (frame));
+    }
+  if (w->n_frames >= KEEP_OPEN_DEPTH)
+    {
+      /* Reopened through ".." when this directory is done. */
+      frame *parent = &w->frames[w->n_frames - 1];
+      close (parent->fd);
+      parent->fd = -1;
+    }
+  w->frames[w->n_frames++] = (frame) {
+    .fd = kp_steal_fd (&fd),
+    .dev = st->st_dev,
+    .ino = st->st_ino,
+    .names = names,
+    .n_names = n_names,
+    .next = 0,
+    .path_len = w->path.len,
+    .enc_len = w->enc_path.len,
+  };
+  return 0;
+}
+
+static int
+leave_directory (walk *w, kp_error **err)
+{
+  frame *done = &w->frames[w->n_frames - 1];
+  if (w->n_frames >= 2 && w->frames[w->n_frames - 2].fd < 0)
+    {
+      frame *parent = &w->frames[w->n_frames - 2];
+      kp_buf_truncate (&w->path, parent->path_len);
+      kp_cleanup_close int fd = openat (done->fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0)
+        return walk_fail_errno (w, err, errno, "reopen directory");
+      struct stat st;
+      if (fstat (fd, &st) < 0)
+        return walk_fail_errno (w, err, errno, "stat");
+      if (st.st_dev != parent->dev || st.st_ino != parent->ino)
+        return walk_fail (w, err, "was moved while the tree was being read");
+      parent->fd = kp_steal_fd (&fd);
+    }
+  close (done->fd);
+  kp_strv_free (done->names);
+  w->n_frames--;
+  return 0;
+}
+
+static int
+visit_next (walk *w, kp_error **err)
+{
+  frame *f = &w->frames[w->n_frames - 1];
+  const char *name = f->names[f->next++];
+  int dir_fd = f->fd;
+
+  kp_buf_truncate (&w->path, f->path_len);
+  kp_buf_truncate (&w->enc_path, f->enc_len);
+  if (f->path_len > 0)
+    {
+      kp_buf_putc (&w->path, '/');
+      kp_buf_putc (&w->enc_path, '/');
+    }
+  kp_buf_puts (&w->path, name);
+  kp_tree_digest_encode (&w->enc_path, name, strlen (name));
+
+  struct stat st;
+  if (fstatat (dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return walk_fail_errno (w, err, errno, "stat");
+
+  switch (st.st_mode & S_IFMT)
+    {
+    case S_IFREG:
+      return visit_file (w, dir_fd, name, &st, err);
+    case S_IFDIR:
+      {
+        struct stat dst;
+        int fd = open_checked (w, dir_fd, name, O_RDONLY | O_DIRECTORY, &st, &dst, err);
+        if (fd < 0)
+          return -1;
+        return enter_directory (w, fd, &dst, err);
+      }
+    case S_IFLNK:
+      return visit_symlink (w, dir_fd, name, &st, err);
+    default:
+      return visit_special (w, dir_fd, name, &st, err);
+    }
+}
+
+static int
+open_root (int dirfd, const char *path, struct stat *st, kp_error **err)
+{
+  kp_cleanup_close int fd
+      = openat (dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    {
+      int e = errno;
+      struct stat lst;
+      if ((e == ELOOP || e == ENOTDIR) && fstatat (dirfd, path, &lst, AT_SYMLINK_NOFOLLOW) == 0
+          && S_ISLNK (lst.st_mode))
+        return kp_error_set (err, KP_EXIT_FAILURE,
+                             "'%s' is a symbolic link; a tree digest does not follow links", path);
+      return kp_error_errno (err, e, "open directory '%s'", path);
+    }
+  if (fstat (fd, st) < 0)
+    return kp_error_errno (err, errno, "stat '%s'", path);
+  return kp_steal_fd (&fd);
+}
+
+static int
+tree_digest_fd (int root_fd, const struct stat *st, const char *display,
+                uint8_t out[KP_BLAKE3_OUT_LEN], kp_tree_digest_cb on_record, void *user_data,
+                kp_error **err)
+{
+  walk w = { 0 };
+  w.root = display;
+  w.on_record = on_record;
+  w.user_data = user_data;
+  w.file_buf = aligned_alloc (64, KP_BLAKE3_FD_BUFFER_SIZE);
+  if (w.file_buf == NULL)
+    kp_oom ();
+  kp_blake3_init (&w.hasher);
+
+  int r = enter_directory (&w, root_fd, st, err);
+  while (r == 0 && w.n_frames > 0)
+    {
+      frame *f = &w.frames[w.n_frames - 1];
+      if (f->next < f->n_names)
+        r = visit_next (&w, err);
+      else
+        r = leave_directory (&w, err);
+    }
+  if (r == 0)
+    kp_blake3_final (&w.hasher, out, KP_BLAKE3_OUT_LEN);
+  walk_clear (&w);
+  return r;
+}
+
+int
+kp_tree_digest (int dirfd, const char *path, uint8_t out[KP_BLAKE3_OUT_LEN],
+                kp_tree_digest_cb on_record, void *user_data, kp_error **err)
+{
+  struct stat st;
+  int fd = open_root (dirfd, path, &st, err);
+  if (fd < 0)
+    return -1;
+  return tree_digest_fd (fd, &st, path, out, on_record, user_data, err);
+}
+
+static const char *
+type_name (mode_t mode)
+{
+  switch (mode & S_IFMT)
+    {
+    case S_IFLNK:
+      return "symbolic link";
+    case S_IFCHR:
+      return "character device";
+    case S_IFBLK:
+      return "block device";
+    case S_IFIFO:
+      return "fifo";
+    case S_IFSOCK:
+      return "socket";
+    default:
+      return "special file";
+    }
+}
+
+int
+kp_digest_path (int dirfd, const char *path, uint8_t out[KP_BLAKE3_OUT_LEN],
+                kp_digest_kind *kind, kp_tree_digest_cb on_record, void *user_data,
+                kp_error **err)
+{
+  struct stat seen;
+  if (fstatat (dirfd, path, &seen, AT_SYMLINK_NOFOLLOW) < 0)
+    return kp_error_errno (err, errno, "stat '%s'", path);
+
+  if (S_ISDIR (seen.st_mode))
+    {
+      if (kp_tree_digest (dirfd, path, out, on_record, user_data, err) < 0)
+        return -1;
+      if (kind)
+        *kind = KP_DIGEST_TREE;
+      return 0;
+    }
+  if (!S_ISREG (seen.st_mode))
+    return kp_error_set (err, KP_EXIT_FAILURE,
+                         "'%s' is a %s; only regular files and directories have a digest", path,
+                         type_name (seen.st_mode));
+
+  kp_cleanup_close int fd
+      = openat (dirfd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return kp_error_errno (err, errno, "open '%s'", path);
+  struct stat st;
+  if (fstat (fd, &st) < 0)
+    return kp_error_errno (err, errno, "stat '%s'", path);
+  if (!S_ISREG (st.st_mode) || !same_inode (&st, &seen))
+    return kp_error_set (err, KP_EXIT_FAILURE, "'%s' changed while it was being read", path);
+  if (kp_blake3_fd (fd, out, err) < 0)
+    return kp_error_prefix (err, "hash '%s'", path);
+  if (kind)
+    *kind = KP_DIGEST_FILE;
+  return 0;
+}
