@@ -1,0 +1,145 @@
+/* doctor-internal.h — shared between the doctor-*.c files and the unit tests.
+ *
+ * The file parsers live here, apart from the probes, so that tests can feed them hostile
+ * input without touching the host's /etc or /proc. */
+#ifndef KP_ENGINE_DOCTOR_INTERNAL_H
+#define KP_ENGINE_DOCTOR_INTERNAL_H
+
+#include "base/error.h"
+#include "doctor.h"
+
+#include <sys/types.h>
+
+/* ---- the run ------------------------------------------------------------------------ */
+
+typedef struct kp_doctor_ctx
+{
+  const kp_doctor_options *opts;
+  uid_t uid; /* real ids: the user the runtime maps into the environment */
+  gid_t gid;
+  char *user; /* name from the password database, or NULL */
+  bool root;
+  unsigned timeout_ms;
+  uint64_t subuid_count; /* subordinate ids found by the subids check (0 as root) */
+  uint64_t subgid_count;
+  kp_doctor_report *report; /* checks already run, for checks that depend on others */
+} kp_doctor_ctx;
+
+/* Fill a check's outcome. fix is copied (NULL for ok/skip); detail is formatted. Returns 0
+ * so that a check ends with `return kp_check_set (…)`. */
+int kp_check_set (kp_check *c, kp_check_status status, const char *fix, const char *fmt, ...)
+    KP_PRINTF (4, 5);
+/* Status of an earlier check of this run, or KP_CHECK_SKIP when it has not run. */
+kp_check_status kp_doctor_ctx_status (const kp_doctor_ctx *ctx, const char *id);
+
+/* Look a program up as execvp(3) would ($PATH, else a default path), then in /usr/bin,
+ * /usr/sbin, /bin and /sbin. Returns a newly allocated absolute path or NULL. */
+char *kp_doctor_find_program (const char *name);
+
+/* The directory for short-lived probe directories: $XDG_RUNTIME_DIR when it is a
+ * directory we own, else $TMPDIR when absolute, else /tmp. */
+const char *kp_doctor_scratch_dir (uid_t uid);
+
+/* Remove a directory tree made by a probe (files of the caller only). 0 or -errno. */
+int kp_doctor_remove_tree (const char *path);
+
+/* A name for a statfs f_type ("ext4", "overlay", …); "unknown" for types not listed. */
+const char *kp_doctor_fs_name (long f_type);
+
+/* Can the fuse-overlayfs fallback work for the caller: binary found and /dev/fuse
+ * openable read-write? When not, *why (newly allocated) says what is missing. */
+bool kp_doctor_fuse_usable (char **why);
+
+/* The checks, one function each; they always return 0 (doctor.c, doctor-ids.c, doctor-probe.c, doctor-cgroup.c). */
+int kp_doctor_check_kernel (kp_doctor_ctx *ctx, kp_check *c);
+int kp_doctor_check_userns (kp_doctor_ctx *ctx, kp_check *c);
+int kp_doctor_check_subids (kp_doctor_ctx *ctx, kp_check *c);
+int kp_doctor_check_newuidmap (kp_doctor_ctx *ctx, kp_check *c);
+int kp_doctor_check_overlay (kp_doctor_ctx *ctx, kp_check *c);
+int kp_doctor_check_fuse_overlayfs (kp_doctor_ctx *ctx, kp_check *c);
+int kp_doctor_check_cgroup (kp_doctor_ctx *ctx, kp_check *c);
+int kp_doctor_check_gpgv (kp_doctor_ctx *ctx, kp_check *c);
+int kp_doctor_check_keyrings (kp_doctor_ctx *ctx, kp_check *c);
+int kp_doctor_check_runtime_dir (kp_doctor_ctx *ctx, kp_check *c);
+int kp_doctor_check_store (kp_doctor_ctx *ctx, kp_check *c);
+int kp_doctor_check_network (kp_doctor_ctx *ctx, kp_check *c);
+int kp_doctor_check_crun (kp_doctor_ctx *ctx, kp_check *c);
+
+/* ---- forked probes (doctor-probe.c) ------------------------------------------------- */
+
+/* What a probe child reports back: one frame on a SOCK_SEQPACKET socket. */
+typedef struct kp_probe_result
+{
+  int ok;            /* 1: everything worked */
+  int errnum;        /* errno of the step that failed, 0 if none */
+  char message[384]; /* the failing step ("mount overlay"), or a note on success */
+} kp_probe_result;
+
+/* The child's work. Runs in a forked child: no allocation, only system calls and
+ * snprintf. Fills res and returns 0 on success, -1 on failure; the runner sends the
+ * frame. */
+typedef int (*kp_probe_fn) (void *data, kp_probe_result *res);
+
+/* Fork, run fn in the child, wait at most timeout_ms for its frame, reap it (killing it
+ * on timeout). Always fills *res: a child that dies, hangs or cannot be started is
+ * reported as a failure with a message saying so. Returns 0 when res->ok, else -1. */
+int kp_doctor_probe (kp_probe_fn fn, void *data, unsigned timeout_ms, kp_probe_result *res);
+
+/* ---- subordinate ids (doctor-ids.c) ------------------------------------------------- */
+
+typedef struct kp_subid_range
+{
+  uint32_t start;
+  uint32_t count;
+} kp_subid_range;
+
+typedef struct kp_subid_ranges
+{
+  kp_subid_range *ranges;
+  size_t len;
+  uint64_t total;   /* sum of counts */
+  size_t malformed; /* lines that were neither entries, comments nor blank; ignored */
+} kp_subid_ranges;
+
+/* Read the ranges of one user from a subuid(5)/subgid(5) file. A line "NAME:START:COUNT"
+ * belongs to the user when NAME is `user` or the decimal `uid`. Blank lines and lines
+ * starting with '#' are skipped; malformed lines (wrong field count, non-decimal or
+ * out-of-range numbers, a count of 0, a range past 2^32-1) are counted and skipped.
+ * Fails only when the file cannot be read (err carries errno, ENOENT when missing). */
+int kp_doctor_read_subids (const char *path, const char *user, uid_t uid, kp_subid_ranges *out,
+                           kp_error **err);
+void kp_subid_ranges_clear (kp_subid_ranges *r);
+
+/* ---- cgroups (doctor-cgroup.c) ------------------------------------------------------ */
+
+typedef struct kp_cgroup_entry
+{
+  unsigned hierarchy; /* 0 is the unified (v2) hierarchy */
+  char *controllers;  /* as written: "cpu,cpuacct", "name=systemd", "" for v2 */
+  char *path;         /* the process's cgroup inside that hierarchy, absolute */
+} kp_cgroup_entry;
+
+typedef struct kp_cgroup_entries
+{
+  kp_cgroup_entry *entries;
+  size_t len;
+  size_t malformed; /* lines that were not "ID:CONTROLLERS:/PATH"; ignored */
+} kp_cgroup_entries;
+
+/* Parse the text of /proc/PID/cgroup. The path is everything after the second ':' (it may
+ * itself contain ':'). */
+void kp_doctor_parse_proc_cgroup (const char *text, kp_cgroup_entries *out);
+void kp_cgroup_entries_clear (kp_cgroup_entries *e);
+/* The entry of a v1 controller ("memory", "name=systemd"), or with controller NULL the
+ * unified v2 entry (hierarchy 0, empty controller list). NULL when absent. */
+const kp_cgroup_entry *kp_cgroup_entries_find (const kp_cgroup_entries *e,
+                                               const char *controller);
+
+/* Where a cgroup lives on the host, from the text of /proc/self/mountinfo: the mount point
+ * of the cgroup2 hierarchy (controller NULL) or of the v1 hierarchy carrying `controller`,
+ * joined with cgroup_path taken relative to that mount's root. Newly allocated, or NULL
+ * when no such hierarchy is mounted. */
+char *kp_doctor_cgroup_dir (const char *mountinfo, const char *controller,
+                            const char *cgroup_path);
+
+#endif
