@@ -1,0 +1,50 @@
+/* commands.h — one function per command, each in cmd-NAME.c. */
+#ifndef KP_CLI_COMMANDS_H
+#define KP_CLI_COMMANDS_H
+
+#include "cli.h"
+
+#define KP_CMD_DECLARE(name)                                                                 \
+  int kp_cmd_##name (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+
+KP_CMD_DECLARE (new);
+KP_CMD_DECLARE (validate);
+KP_CMD_DECLARE (digest);
+KP_CMD_DECLARE (doctor);
+KP_CMD_DECLARE (completions);
+KP_CMD_DECLARE (version);
+
+#define KP_CMD_NEW_HELP                                                                       \
+  "Writes ./karapace.toml (or PATH) for an environment called NAME. Without --template,\n"   \
+  "asks which template to use when run on a terminal.\n\n"                                   \
+  "Options:\n"                                                                                \
+  "  -t, --template T    minimal, debian, dev, gui-dev, rust-dev or ubuntu-dev\n"            \
+  "  -o, --output PATH   write to PATH instead of ./karapace.toml ('-' for stdout)\n"        \
+  "  -f, --force         replace an existing file\n"                                         \
+  "      --list          list the templates and exit\n"
+
+#define KP_CMD_VALIDATE_HELP                                                                  \
+  "Checks MANIFEST (default ./karapace.toml) against the manifest schema and the security\n" \
+  "policy, then prints its normal form: every option with its value, lists sorted. When\n"   \
+  "karapace.lock sits beside the manifest, also checks that the lock is intact and still\n"  \
+  "matches the manifest.\n\n"                                                                 \
+  "Options:\n"                                                                                \
+  "      --locked        fail when the lock is missing or differs from the manifest\n"       \
+  "      --lock PATH     check this lock instead of the one beside the manifest\n"           \
+  "      --no-lock       do not look at a lock\n"                                             \
+  "      --policy PATH   read the policy from PATH (default $KARAPACE_CONFIG, else\n"        \
+  "                      ~/.config/karapace/config.toml)\n"                                   \
+  "      --schema        print the option schema (Markdown, or JSON with --json)\n"
+
+#define KP_CMD_DIGEST_HELP                                                                    \
+  "Prints BLAKE3-256 digests in b3sum's format ('HEX  PATH'): the content digest of a file,\n"\
+  "the tree digest of a directory (docs/identity.md). Symbolic links are not followed.\n\n"  \
+  "Options:\n"                                                                                \
+  "      --list          also print the records a tree digest is computed over\n"
+
+#define KP_CMD_DOCTOR_HELP                                                                    \
+  "Checks the kernel and host tools the runtime needs: user namespaces, subordinate ids,\n"  \
+  "newuidmap, overlayfs in a user namespace (actually tried), fuse-overlayfs, cgroups,\n"    \
+  "gpgv and keyrings, XDG_RUNTIME_DIR, the store. Exits 1 when a check fails.\n"
+
+#endif

@@ -1,0 +1,215 @@
+/* main.c — `karapace COMMAND [OPTIONS]`: global options, dispatch, help. */
+#include "cli.h"
+
+#include "commands.h"
+#include "config.h"
+
+#include <locale.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const kp_cli_command kp_cli_commands[] = {
+  { "new", "NAME [--template T] [--force] [-o PATH]",
+    "write a new karapace.toml from a template", KP_CMD_NEW_HELP, kp_cmd_new },
+  { "validate", "[MANIFEST] [--locked] [--schema]",
+    "check a manifest (and its lock) and print its normal form", KP_CMD_VALIDATE_HELP,
+    kp_cmd_validate },
+  { "digest", "PATH... [--list]", "print the BLAKE3 digest of files or the tree digest of directories",
+    KP_CMD_DIGEST_HELP, kp_cmd_digest },
+  { "doctor", "", "check that this machine can run environments", KP_CMD_DOCTOR_HELP,
+    kp_cmd_doctor },
+  { "completions", "bash|zsh|fish", "print a shell completion script", NULL, kp_cmd_completions },
+  { "version", "", "print the version and build details", NULL, kp_cmd_version },
+  { NULL, NULL, NULL, NULL, NULL },
+};
+
+static const kp_cli_command *
+find_command (const char *name)
+{
+  for (const kp_cli_command *c = kp_cli_commands; c->name; c++)
+    if (strcmp (c->name, name) == 0)
+      return c;
+  return NULL;
+}
+
+static void
+print_main_help (const kp_cli *cli, FILE *out)
+{
+  bool c = out == stdout ? cli->color_out : cli->color_err;
+  fprintf (out,
+           "%sUsage:%s karapace [OPTIONS] COMMAND [ARGS]\n\n"
+           "Reproducible, rootless development environments named by their content.\n\n"
+           "%sCommands:%s\n",
+           kp_cli_style (c, KP_STYLE_BOLD), kp_cli_style (c, KP_STYLE_RESET),
+           kp_cli_style (c, KP_STYLE_BOLD), kp_cli_style (c, KP_STYLE_RESET));
+  for (const kp_cli_command *cmd = kp_cli_commands; cmd->name; cmd++)
+    fprintf (out, "  %-12s %s\n", cmd->name, cmd->summary);
+  fprintf (out, "\n%s\nRun 'karapace COMMAND --help' for a command's options.\n"
+                "Exit status: 0 ok, 1 failure, 2 manifest or lock error, 3 store error,\n"
+                "4 runtime error, 64 usage error.\n",
+           KP_CLI_COMMON_HELP "      --version       print the version\n");
+}
+
+void
+kp_cli_print_command_help (const kp_cli *cli, const kp_cli_command *cmd, FILE *out)
+{
+  bool c = out == stdout ? cli->color_out : cli->color_err;
+  fprintf (out, "%sUsage:%s karapace %s%s%s [OPTIONS]\n\n%c%s.\n\n",
+           kp_cli_style (c, KP_STYLE_BOLD), kp_cli_style (c, KP_STYLE_RESET), cmd->name,
+           cmd->args[0] ? " " : "", cmd->args, cmd->summary[0] - 32, cmd->summary + 1);
+  if (cmd->help)
+    fprintf (out, "%s\n", cmd->help);
+  fputs (KP_CLI_COMMON_HELP, out);
+}
+
+int
+kp_cli_usage_error (const kp_cli *cli, const kp_cli_command *cmd, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  fprintf (stderr, "%s: %serror:%s ", cli->prog, kp_cli_style (cli->color_err, KP_STYLE_RED),
+           kp_cli_style (cli->color_err, KP_STYLE_RESET));
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  if (cmd)
+    fprintf (stderr, "\nTry 'karapace %s --help'.\n", cmd->name);
+  else
+    fprintf (stderr, "\nTry 'karapace --help'.\n");
+  return KP_EXIT_USAGE;
+}
+
+static bool
+color_wanted (const char *when, int fd)
+{
+  if (strcmp (when, "always") == 0)
+    return true;
+  if (strcmp (when, "never") == 0)
+    return false;
+  const char *no_color = getenv ("NO_COLOR");
+  if (no_color && no_color[0])
+    return false;
+  const char *term = getenv ("TERM");
+  if (term && strcmp (term, "dumb") == 0)
+    return false;
+  return isatty (fd);
+}
+
+int
+kp_cli_common_option (kp_cli *cli, const kp_cli_command *cmd, int c, const char *arg)
+{
+  switch (c)
+    {
+    case 'h':
+      if (cmd)
+        kp_cli_print_command_help (cli, cmd, stdout);
+      else
+        print_main_help (cli, stdout);
+      return 0;
+    case 'v':
+      cli->verbose++;
+      return KP_CLI_CONTINUE;
+    case 'q':
+      cli->quiet = true;
+      return KP_CLI_CONTINUE;
+    case KP_CLI_OPT_JSON:
+      cli->json = true;
+      return KP_CLI_CONTINUE;
+    case KP_CLI_OPT_STORE:
+      if (arg[0] == '\0')
+        return kp_cli_usage_error (cli, cmd, "--store needs a path");
+      cli->store = arg;
+      return KP_CLI_CONTINUE;
+    case KP_CLI_OPT_COLOR:
+      if (strcmp (arg, "auto") && strcmp (arg, "always") && strcmp (arg, "never"))
+        return kp_cli_usage_error (cli, cmd, "--color must be auto, always or never, not '%s'",
+                                   arg);
+      cli->color_out = color_wanted (arg, STDOUT_FILENO);
+      cli->color_err = color_wanted (arg, STDERR_FILENO);
+      return KP_CLI_CONTINUE;
+    case KP_CLI_OPT_NO_COLOR:
+      cli->color_out = cli->color_err = false;
+      return KP_CLI_CONTINUE;
+    case '?':
+      /* getopt has printed what was wrong. */
+      if (cmd)
+        fprintf (stderr, "Try 'karapace %s --help'.\n", cmd->name);
+      return KP_EXIT_USAGE;
+    default:
+      return kp_cli_usage_error (cli, cmd, "unhandled option");
+    }
+}
+
+static const char *
+suggest_command (const char *name)
+{
+  const char *best = NULL;
+  size_t best_d = 3;
+  for (const kp_cli_command *c = kp_cli_commands; c->name; c++)
+    {
+      size_t d = kp_levenshtein (name, c->name);
+      if (d < best_d)
+        best_d = d, best = c->name;
+    }
+  return best;
+}
+
+int
+main (int argc, char **argv)
+{
+  setlocale (LC_ALL, "");
+  kp_cli cli = { .prog = "karapace" };
+  cli.color_out = color_wanted ("auto", STDOUT_FILENO);
+  cli.color_err = color_wanted ("auto", STDERR_FILENO);
+  const char *env_store = getenv ("KARAPACE_STORE");
+  if (env_store && env_store[0])
+    cli.store = env_store;
+
+  /* Global options before the command; "+" stops at the first non-option. */
+  static const struct option options[] = {
+    KP_CLI_COMMON_LONG_OPTIONS,
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+  };
+  int c;
+  opterr = 1;
+  while ((c = getopt_long (argc, argv, "+" KP_CLI_COMMON_SHORT_OPTIONS, options, NULL)) != -1)
+    {
+      if (c == 'V')
+        {
+          printf ("karapace %s\n", KP_VERSION);
+          return 0;
+        }
+      int r = kp_cli_common_option (&cli, NULL, c, optarg);
+      if (r != KP_CLI_CONTINUE)
+        return r;
+    }
+  if (optind >= argc)
+    {
+      print_main_help (&cli, stderr);
+      return KP_EXIT_USAGE;
+    }
+  const char *name = argv[optind];
+  if (strcmp (name, "help") == 0)
+    {
+      if (optind + 1 < argc && find_command (argv[optind + 1]))
+        kp_cli_print_command_help (&cli, find_command (argv[optind + 1]), stdout);
+      else
+        print_main_help (&cli, stdout);
+      return 0;
+    }
+  const kp_cli_command *cmd = find_command (name);
+  if (cmd == NULL)
+    {
+      const char *s = suggest_command (name);
+      if (s)
+        return kp_cli_usage_error (&cli, NULL, "unknown command '%s'; did you mean '%s'?", name, s);
+      return kp_cli_usage_error (&cli, NULL, "unknown command '%s'", name);
+    }
+  /* The command parses its own argv from its name on; reset getopt for it. */
+  int sub_argc = argc - optind;
+  char **sub_argv = argv + optind;
+  optind = 0;
+  return cmd->run (&cli, cmd, sub_argc, sub_argv);
+}
