@@ -45,12 +45,19 @@ kp_buf_putc (kp_buf *b, char c)
 void
 kp_buf_vprintf (kp_buf *b, const char *fmt, va_list ap)
 {
+  /* Format into a stack buffer first: most pieces are short, and this needs one pass. */
+  char small[256];
   va_list ap2;
   va_copy (ap2, ap);
-  int n = vsnprintf (NULL, 0, fmt, ap2);
+  int n = vsnprintf (small, sizeof small, fmt, ap2);
   va_end (ap2);
   if (n < 0)
     kp_oom ();
+  if ((size_t) n < sizeof small)
+    {
+      kp_buf_append (b, small, (size_t) n);
+      return;
+    }
   buf_reserve (b, (size_t) n);
   vsnprintf (b->data + b->len, (size_t) n + 1, fmt, ap);
   b->len += (size_t) n;
