@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <linux/capability.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -173,6 +174,27 @@ describe_subid_file (kp_buf *detail, subid_file_report *f, const char *user, uid
   kp_subid_ranges_clear (&ranges);
 }
 
+/* uid_map of the initial namespace: "0 0 4294967295" */
+#define KP_ALL_IDS 4294967295ull
+
+/* How many ids a /proc/self/{uid,gid}_map maps; 0 when it cannot be read. */
+static uint64_t
+mapped_ids (const char *path)
+{
+  kp_cleanup_error kp_error *err = NULL;
+  kp_cleanup_free char *text = kp_file_read (path, 1 << 16, NULL, &err);
+  uint64_t total = 0;
+  for (char *line = text; line != NULL && *line != '\0';)
+    {
+      char *nl = strchr (line, '\n');
+      unsigned long long inside, outside, count;
+      if (sscanf (line, "%llu %llu %llu", &inside, &outside, &count) == 3)
+        total += count;
+      line = nl ? nl + 1 : NULL;
+    }
+  return total;
+}
+
 int
 kp_doctor_check_subids (kp_doctor_ctx *ctx, kp_check *c)
 {
@@ -188,9 +210,28 @@ kp_doctor_check_subids (kp_doctor_ctx *ctx, kp_check *c)
       describe_subid_file (&detail, &files[i], ctx->user, ctx->uid);
     }
   if (ctx->root)
-    return kp_check_set (c, KP_CHECK_OK, NULL,
-                         "running as root: id ranges are mapped directly, none are needed (%s)",
-                         kp_buf_str (&detail));
+    {
+      /* Root maps ids itself, but only those its own user namespace holds: all of them on
+       * the host, perhaps a few inside a container. */
+      uint64_t uids = mapped_ids ("/proc/self/uid_map");
+      uint64_t gids = mapped_ids ("/proc/self/gid_map");
+      if (uids == KP_ALL_IDS && gids == KP_ALL_IDS)
+        return kp_check_set (c, KP_CHECK_OK, NULL,
+                             "running as root: id ranges are mapped directly, none are needed "
+                             "(%s)",
+                             kp_buf_str (&detail));
+      if (uids >= KP_SUBID_WANTED && gids >= KP_SUBID_WANTED)
+        return kp_check_set (c, KP_CHECK_OK, NULL,
+                             "running as root of a user namespace that holds %llu uids and "
+                             "%llu gids",
+                             (unsigned long long) uids, (unsigned long long) gids);
+      return kp_check_set (c, KP_CHECK_WARN,
+                           "run in a user namespace that holds at least 65536 uids and gids "
+                           "(give the outer user subordinate ranges)",
+                           "running as root of a user namespace that holds only %llu uids and "
+                           "%llu gids: files owned by other ids cannot be mapped",
+                           (unsigned long long) uids, (unsigned long long) gids);
+    }
   ctx->subuid_count = files[0].total;
   ctx->subgid_count = files[1].total;
 

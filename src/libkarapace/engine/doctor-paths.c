@@ -116,11 +116,12 @@ kp_doctor_check_runtime_dir (kp_doctor_ctx *ctx, kp_check *c)
       return kp_check_set (c, KP_CHECK_FAIL, fix, "%s, and the fallback is unusable: %s",
                            problem, fallback_problem);
     }
-  return kp_check_set (c, KP_CHECK_WARN,
-                       "log in through a PAM session with pam_systemd (it provides "
-                       "/run/user/UID), or export XDG_RUNTIME_DIR to a directory you own with "
-                       "mode 0700",
-                       "%s; runtime state goes to %s instead", problem, fallback);
+  kp_cleanup_free char *fix = xasprintf (
+      "log in through a PAM session with pam_systemd (it provides /run/user/%u), or export "
+      "XDG_RUNTIME_DIR to a directory you own with mode 0700",
+      (unsigned) ctx->uid);
+  return kp_check_set (c, KP_CHECK_WARN, fix, "%s; runtime state goes to %s instead", problem,
+                       fallback);
 }
 
 /* ---- store -------------------------------------------------------------------------- */
