@@ -1,0 +1,41 @@
+/* userns.h — run a function inside the store's user namespace.
+ *
+ * Layer trees hold files owned by subordinate ids, which the user cannot touch from the
+ * host. Every operation on them runs in a child process inside a user namespace (with a
+ * private mount namespace) that maps: inside uid/gid 0 → the caller's uid/gid, and inside
+ * 1..N → the caller's subordinate ranges (via newuidmap/newgidmap), as `podman unshare`
+ * does. Without subordinate ranges, only 0 → caller is mapped (and files of other owners
+ * cannot be created: a documented limitation). As real root no mapping is needed: the
+ * function runs in a child with a private mount namespace only. */
+#ifndef KP_SANDBOX_USERNS_H
+#define KP_SANDBOX_USERNS_H
+
+#include "base/error.h"
+
+typedef struct kp_idmap_range
+{
+  uint32_t inside, outside, count;
+} kp_idmap_range;
+
+typedef struct kp_idmap
+{
+  kp_idmap_range uid[8], gid[8];
+  size_t n_uid, n_gid;
+  bool full; /* subordinate ranges were found and used */
+} kp_idmap;
+
+/* The mapping for the caller: 0 → caller, 1.. → subordinate ranges from /etc/subuid and
+ * /etc/subgid (by name or numeric id). */
+int kp_idmap_for_caller (kp_idmap *map, kp_error **err);
+
+/* Run fn(data, err) in a child inside the store user namespace and wait for it. The
+ * child's kp_error (message, hint, status, errno) is carried back to the parent. Returns
+ * fn's return value (0 or -1). */
+typedef int (*kp_userns_fn) (void *data, kp_error **err);
+int kp_userns_run (kp_userns_fn fn, void *data, kp_error **err);
+
+/* Replace the current process by argv run inside the store user namespace (for
+ * `karapace unshare -- CMD`); returns only on error. */
+int kp_userns_exec (char *const argv[], kp_error **err);
+
+#endif
