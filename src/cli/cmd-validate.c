@@ -133,6 +133,8 @@ kp_cmd_validate (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
   kp_cleanup_policy kp_policy *policy = kp_policy_load (policy_path, &err);
   if (policy == NULL)
     return kp_cli_fail (cli, err);
+  if (cli->verbose)
+    kp_cli_info (cli, "policy: %s", policy->source ? policy->source : "built-in defaults");
   kp_cleanup_manifest kp_manifest *m = kp_manifest_load (path, &err);
   if (m == NULL)
     return kp_cli_fail (cli, err);
@@ -165,6 +167,12 @@ kp_cmd_validate (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
       if (kp_lock_check_integrity (lock, lock_path, &err) < 0)
         return kp_cli_fail (cli, err);
       diff = kp_lock_diff_manifest (lock, m);
+      if (cli->verbose > 1)
+        {
+          /* What env_id hashes, for anyone checking it by hand (docs/identity.md). */
+          kp_cleanup_free char *text = kp_identity_serialize (lock);
+          fprintf (stderr, "identity serialisation of %s:\n%s", lock_path, text);
+        }
     }
   bool drift = diff && diff[0];
 

@@ -155,3 +155,11 @@ def test_lock_from_newer_version(kp):
     r = kp("validate", path)
     assert r.returncode == 2, r
     assert "lock_version 7 is not supported" in r.stderr
+
+
+def test_verbose_shows_the_identity_serialisation(kp):
+    path, eid = write_project(kp)
+    r = kp("validate", "-vv", path)
+    assert r.returncode == 0, r
+    assert "policy: built-in defaults" in r.stderr
+    assert model.identity_text(settings(), BASE, PACKAGES) in r.stderr
