@@ -11,6 +11,7 @@ KP_CMD_DECLARE (new);
 KP_CMD_DECLARE (validate);
 KP_CMD_DECLARE (digest);
 KP_CMD_DECLARE (doctor);
+KP_CMD_DECLARE (unshare);
 KP_CMD_DECLARE (completions);
 KP_CMD_DECLARE (version);
 
@@ -34,7 +35,9 @@ KP_CMD_DECLARE (version);
   "      --no-lock       do not look at a lock\n"                                             \
   "      --policy PATH   read the policy from PATH (default $KARAPACE_CONFIG, else\n"        \
   "                      ~/.config/karapace/config.toml)\n"                                   \
-  "      --schema        print the option schema (Markdown, or JSON with --json)\n"
+  "      --schema        print the option schema (Markdown, or JSON with --json)\n"        \
+  "  -v, --verbose       say which policy applies; twice: print the lock's identity\n"     \
+  "                      serialisation (docs/identity.md)\n"
 
 #define KP_CMD_DIGEST_HELP                                                                    \
   "Prints BLAKE3-256 digests in b3sum's format ('HEX  PATH'): the content digest of a file,\n"\
@@ -46,5 +49,12 @@ KP_CMD_DECLARE (version);
   "Checks the kernel and host tools the runtime needs: user namespaces, subordinate ids,\n"  \
   "newuidmap, overlayfs in a user namespace (actually tried), fuse-overlayfs, cgroups,\n"    \
   "gpgv and keyrings, XDG_RUNTIME_DIR, the store. Exits 1 when a check fails.\n"
+
+#define KP_CMD_UNSHARE_HELP                                                                   \
+  "Runs CMD (default $SHELL, else /bin/sh) in the user namespace the store's files live\n"   \
+  "in: you are root there (uid 0 is you), and uids/gids 1.. are your subordinate ranges\n" \
+  "from /etc/subuid and /etc/subgid, so files of other owners in the store can be read\n"  \
+  "and removed. Mounts made inside stay inside. Exits with CMD's status (128+N when\n"     \
+  "signal N killed it; 127 when CMD is not found).\n"
 
 #endif

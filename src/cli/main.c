@@ -20,6 +20,8 @@ const kp_cli_command kp_cli_commands[] = {
     KP_CMD_DIGEST_HELP, kp_cmd_digest },
   { "doctor", "", "check that this machine can run environments", KP_CMD_DOCTOR_HELP,
     kp_cmd_doctor },
+  { "unshare", "[-- CMD [ARGS...]]", "run a command in the store's user namespace",
+    KP_CMD_UNSHARE_HELP, kp_cmd_unshare },
   { "completions", "bash|zsh|fish", "print a shell completion script", NULL, kp_cmd_completions },
   { "version", "", "print the version and build details", NULL, kp_cmd_version },
   { NULL, NULL, NULL, NULL, NULL },

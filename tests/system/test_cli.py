@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-COMMANDS = ["new", "validate", "digest", "doctor", "completions", "version"]
+COMMANDS = ["new", "validate", "digest", "doctor", "unshare", "completions", "version"]
 TEMPLATES = ["minimal", "debian", "dev", "gui-dev", "rust-dev", "ubuntu-dev"]
 
 

@@ -219,7 +219,7 @@ test_subid_parser (void **state)
 
   kp_cleanup_error kp_error *err = NULL;
   kp_subid_ranges r;
-  assert_int_equal (kp_doctor_read_subids (path, "kpuser", 1234, &r, &err), 0);
+  assert_int_equal (kp_subid_read (path, "kpuser", 1234, &r, &err), 0);
   assert_int_equal (r.len, 4);
   assert_int_equal (r.ranges[0].start, 100000);
   assert_int_equal (r.ranges[0].count, 65536);
@@ -234,26 +234,26 @@ test_subid_parser (void **state)
   kp_subid_ranges_clear (&r);
 
   /* No user name (no passwd entry): the numeric uid still matches. */
-  assert_int_equal (kp_doctor_read_subids (path, NULL, 12345, &r, &err), 0);
+  assert_int_equal (kp_subid_read (path, NULL, 12345, &r, &err), 0);
   assert_int_equal (r.len, 1);
   assert_int_equal (r.ranges[0].start, 500000);
   assert_int_equal (r.total, 7);
   kp_subid_ranges_clear (&r);
 
   /* Nobody else's ranges leak in. */
-  assert_int_equal (kp_doctor_read_subids (path, "nobody-here", 99, &r, &err), 0);
+  assert_int_equal (kp_subid_read (path, "nobody-here", 99, &r, &err), 0);
   assert_int_equal (r.len, 0);
   assert_int_equal (r.total, 0);
   kp_subid_ranges_clear (&r);
 
   write_text (path, "", 0);
-  assert_int_equal (kp_doctor_read_subids (path, "kpuser", 1234, &r, &err), 0);
+  assert_int_equal (kp_subid_read (path, "kpuser", 1234, &r, &err), 0);
   assert_int_equal (r.len, 0);
   assert_int_equal (r.malformed, 0);
   kp_subid_ranges_clear (&r);
 
   kp_cleanup_free char *missing = xasprintf ("%s/absent", dir);
-  assert_int_equal (kp_doctor_read_subids (missing, "kpuser", 1234, &r, &err), -1);
+  assert_int_equal (kp_subid_read (missing, "kpuser", 1234, &r, &err), -1);
   assert_non_null (err);
   assert_int_equal (err->errno_value, ENOENT);
   assert_int_equal (r.len, 0);

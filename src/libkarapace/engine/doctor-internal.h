@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "doctor.h"
+#include "sandbox/subid.h"
 
 #include <sys/types.h>
 
@@ -84,31 +85,6 @@ typedef int (*kp_probe_fn) (void *data, kp_probe_result *res);
  * on timeout). Always fills *res: a child that dies, hangs or cannot be started is
  * reported as a failure with a message saying so. Returns 0 when res->ok, else -1. */
 int kp_doctor_probe (kp_probe_fn fn, void *data, unsigned timeout_ms, kp_probe_result *res);
-
-/* ---- subordinate ids (doctor-ids.c) ------------------------------------------------- */
-
-typedef struct kp_subid_range
-{
-  uint32_t start;
-  uint32_t count;
-} kp_subid_range;
-
-typedef struct kp_subid_ranges
-{
-  kp_subid_range *ranges;
-  size_t len;
-  uint64_t total;   /* sum of counts */
-  size_t malformed; /* lines that were neither entries, comments nor blank; ignored */
-} kp_subid_ranges;
-
-/* Read the ranges of one user from a subuid(5)/subgid(5) file. A line "NAME:START:COUNT"
- * belongs to the user when NAME is `user` or the decimal `uid`. Blank lines and lines
- * starting with '#' are skipped; malformed lines (wrong field count, non-decimal or
- * out-of-range numbers, a count of 0, a range past 2^32-1) are counted and skipped.
- * Fails only when the file cannot be read (err carries errno, ENOENT when missing). */
-int kp_doctor_read_subids (const char *path, const char *user, uid_t uid, kp_subid_ranges *out,
-                           kp_error **err);
-void kp_subid_ranges_clear (kp_subid_ranges *r);
 
 /* ---- cgroups (doctor-cgroup.c) ------------------------------------------------------ */
 

@@ -12,6 +12,9 @@
 
 #include "base/error.h"
 
+/* Lines per map: 0 → caller plus up to 7 subordinate ranges. */
+#define KP_IDMAP_MAX_RANGES 8
+
 typedef struct kp_idmap_range
 {
   uint32_t inside, outside, count;
@@ -19,7 +22,7 @@ typedef struct kp_idmap_range
 
 typedef struct kp_idmap
 {
-  kp_idmap_range uid[8], gid[8];
+  kp_idmap_range uid[KP_IDMAP_MAX_RANGES], gid[KP_IDMAP_MAX_RANGES];
   size_t n_uid, n_gid;
   bool full; /* subordinate ranges were found and used */
 } kp_idmap;
@@ -34,8 +37,16 @@ int kp_idmap_for_caller (kp_idmap *map, kp_error **err);
 typedef int (*kp_userns_fn) (void *data, kp_error **err);
 int kp_userns_run (kp_userns_fn fn, void *data, kp_error **err);
 
+/* Run argv (looked up on $PATH) in a child inside the store user namespace, sharing our
+ * stdio and terminal, and wait for it. *exit_status is its exit status, or 128+N when
+ * signal N killed it. Fails when the namespace cannot be set up or the command cannot be
+ * started (then the error's status is 127 for a command not found, 126 otherwise). SIGINT
+ * and SIGQUIT are ignored by the caller while the command runs, as system(3) does. */
+int kp_userns_spawn (char *const argv[], int *exit_status, kp_error **err);
+
 /* Replace the current process by argv run inside the store user namespace (for
- * `karapace unshare -- CMD`); returns only on error. */
+ * `karapace unshare -- CMD`); returns only on error. The command runs in a
+ * child (kp_userns_spawn) and this process exits with its status. */
 int kp_userns_exec (char *const argv[], kp_error **err);
 
 #endif

@@ -1,0 +1,540 @@
+/* userns.c — run a function or a command inside the store's user namespace.
+ *
+ * The handshake (sync.h): fork; the child unshares a user and a mount namespace and says
+ * READY; the parent, still in the initial namespace, writes the child's id maps (through
+ * the setuid newuidmap/newgidmap for subordinate ranges, itself for the single-id
+ * fallback) and says GO; the child becomes root of its namespace, makes every mount
+ * private so nothing it mounts reaches the host, and runs the work. A function's result
+ * and kp_error come back in a RESULT frame; a command's exec failure in an ERROR frame,
+ * its success as end-of-file (the socket is close-on-exec).
+ *
+ * The child allocates (fn does, and errors are built there): glibc makes malloc safe
+ * after fork, and the child never returns into the caller's code — it ends in _exit. */
+#include "userns-internal.h"
+
+#include "base/fs.h"
+#include "sync.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* What newuidmap/newgidmap may print; more is cut. */
+#define KP_HELPER_OUTPUT_MAX 4096
+
+typedef struct userns_setup
+{
+  bool root; /* real root: a mount namespace only, no id mapping */
+  kp_idmap map;
+  char *newuidmap; /* helper paths, when map.full */
+  char *newgidmap;
+  pid_t parent;
+} userns_setup;
+
+static void
+userns_setup_clear (userns_setup *s)
+{
+  free (s->newuidmap);
+  free (s->newgidmap);
+  memset (s, 0, sizeof *s);
+}
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static char *
+program_in_dir (const char *dir, size_t dir_len, const char *name)
+{
+  if (dir_len == 0 || dir[0] != '/') /* relative PATH entries are not trusted */
+    return NULL;
+  char *path = xasprintf ("%.*s/%s", (int) dir_len, dir, name);
+  struct stat st;
+  if (stat (path, &st) == 0 && S_ISREG (st.st_mode) && access (path, X_OK) == 0)
+    return path;
+  free (path);
+  return NULL;
+}
+
+/* The helper on $PATH, else in /usr/bin or /bin. */
+static char *
+find_helper (const char *name)
+{
+  const char *path = getenv ("PATH");
+  for (const char *p = path; p != NULL;)
+    {
+      const char *end = strchrnul (p, ':');
+      char *found = program_in_dir (p, (size_t) (end - p), name);
+      if (found != NULL)
+        return found;
+      p = *end ? end + 1 : NULL;
+    }
+  static const char *const fallback[] = { "/usr/bin", "/bin" };
+  for (size_t i = 0; i < KP_N_ELEMENTS (fallback); i++)
+    {
+      char *found = program_in_dir (fallback[i], strlen (fallback[i]), name);
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+/* waitpid, retrying on EINTR. Returns the wait status, or -1 when pid is not our child. */
+static int
+reap (pid_t pid)
+{
+  int status;
+  while (waitpid (pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return -1;
+  return status;
+}
+
+/* Describe how a child ended when it should have reported and did not. */
+static int
+child_end_error (int status, const char *what, kp_error **err)
+{
+  if (status < 0)
+    return kp_error_set (err, KP_EXIT_RUNTIME, "%s: lost track of the child process", what);
+  if (WIFSIGNALED (status))
+    {
+      int sig = WTERMSIG (status);
+      const char *abbrev = sigabbrev_np (sig);
+      if (abbrev != NULL)
+        return kp_error_set (err, KP_EXIT_RUNTIME, "%s: killed by signal SIG%s (%s)%s", what,
+                             abbrev, strsignal (sig), WCOREDUMP (status) ? ", core dumped" : "");
+      return kp_error_set (err, KP_EXIT_RUNTIME, "%s: killed by signal %d", what, sig);
+    }
+  return kp_error_set (err, KP_EXIT_RUNTIME, "%s: exited with status %d without a result", what,
+                       WIFEXITED (status) ? WEXITSTATUS (status) : -1);
+}
+
+/* ---- the parent's side: id maps ----------------------------------------------------- */
+
+static char *
+trim_output (char *text)
+{
+  size_t len = strlen (text);
+  while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' ' || text[len - 1] == '\r'))
+    text[--len] = '\0';
+  for (char *p = text; *p; p++)
+    if (*p == '\n')
+      *p = ' ';
+  return text;
+}
+
+/* Run `helper PID INSIDE OUTSIDE COUNT ...` (newuidmap/newgidmap), never through a shell,
+ * with its output captured for the error message. */
+static int
+run_id_helper (const char *helper, pid_t pid, const kp_idmap_range *ranges, size_t n,
+               kp_error **err)
+{
+  char *argv[2 + 3 * KP_IDMAP_MAX_RANGES + 1];
+  size_t argc = 0;
+  argv[argc++] = xstrdup (helper);
+  argv[argc++] = xasprintf ("%d", (int) pid);
+  for (size_t i = 0; i < n; i++)
+    {
+      argv[argc++] = xasprintf ("%u", ranges[i].inside);
+      argv[argc++] = xasprintf ("%u", ranges[i].outside);
+      argv[argc++] = xasprintf ("%u", ranges[i].count);
+    }
+  argv[argc] = NULL;
+  kp_cleanup_strv char **owned = kp_strv_dup (argv);
+  for (size_t i = 0; i < argc; i++)
+    free (argv[i]);
+
+  int out[2];
+  if (pipe2 (out, O_CLOEXEC) < 0)
+    return kp_error_errno (err, errno, "create a pipe for %s", helper);
+  kp_cleanup_close int read_end = out[0];
+  kp_cleanup_close int write_end = out[1];
+  pid_t child = fork ();
+  if (child < 0)
+    return kp_error_errno (err, errno, "fork to run %s", helper);
+  if (child == 0)
+    {
+      int devnull = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (devnull < 0 || dup2 (devnull, STDIN_FILENO) < 0 || dup2 (write_end, STDOUT_FILENO) < 0
+          || dup2 (write_end, STDERR_FILENO) < 0)
+        _exit (127);
+      execv (owned[0], owned);
+      dprintf (STDERR_FILENO, "cannot run %s: %s", owned[0], strerror (errno));
+      _exit (127);
+    }
+  kp_closep (&write_end);
+  kp_cleanup_error kp_error *read_err = NULL;
+  kp_cleanup_free char *output = kp_fd_read_all (read_end, 1 << 20, NULL, &read_err);
+  int status = reap (child);
+  if (status >= 0 && WIFEXITED (status) && WEXITSTATUS (status) == 0)
+    return 0;
+  const char *said = output ? trim_output (output) : "";
+  if (strlen (said) > KP_HELPER_OUTPUT_MAX)
+    output[KP_HELPER_OUTPUT_MAX] = '\0';
+  if (status >= 0 && WIFEXITED (status))
+    kp_error_set (err, KP_EXIT_RUNTIME, "%s exited with status %d%s%s", helper,
+                  WEXITSTATUS (status), said[0] ? ": " : "", said);
+  else
+    child_end_error (status, helper, err);
+  kp_error_hint (err,
+                 "check that /etc/subuid and /etc/subgid give you ranges no other user has "
+                 "and that %s is setuid root ('karapace doctor' checks both)",
+                 helper);
+  return -1;
+}
+
+static int
+write_proc_file (pid_t pid, const char *name, const char *text, kp_error **err)
+{
+  kp_cleanup_free char *path = xasprintf ("/proc/%d/%s", (int) pid, name);
+  kp_cleanup_close int fd = open (path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return kp_error_errno (err, errno, "open %s", path);
+  int r = kp_write_all (fd, text, strlen (text));
+  if (r < 0)
+    {
+      kp_cleanup_free char *shown = trim_output (xstrdup (text));
+      return kp_error_errno (err, -r, "write '%s' to %s", shown, path);
+    }
+  return 0;
+}
+
+/* Map the child's ids while it waits. */
+static int
+write_id_maps (const userns_setup *s, pid_t pid, kp_error **err)
+{
+  if (s->map.full)
+    {
+      if (run_id_helper (s->newuidmap, pid, s->map.uid, s->map.n_uid, err) < 0
+          || run_id_helper (s->newgidmap, pid, s->map.gid, s->map.n_gid, err) < 0)
+        return kp_error_prefix (err, "map subordinate ids");
+      return 0;
+    }
+  /* Without a helper, the kernel lets us map our own id only, and the gid only after
+   * giving up setgroups(2) in the namespace. */
+  kp_cleanup_free char *uid_line = xasprintf ("0 %u 1\n", s->map.uid[0].outside);
+  kp_cleanup_free char *gid_line = xasprintf ("0 %u 1\n", s->map.gid[0].outside);
+  if (write_proc_file (pid, "setgroups", "deny", err) < 0
+      || write_proc_file (pid, "uid_map", uid_line, err) < 0
+      || write_proc_file (pid, "gid_map", gid_line, err) < 0)
+    return kp_error_prefix (err, "map your own id");
+  return 0;
+}
+
+/* ---- the child's side --------------------------------------------------------------- */
+
+/* Outcome of child_enter when the parent gave up: exit without a word, it knows why. */
+#define KP_CHILD_PARENT_FAILED (-2)
+
+static int
+child_enter (const userns_setup *s, int sock, kp_error **err)
+{
+  int flags = CLONE_NEWNS | (s->root ? 0 : CLONE_NEWUSER);
+  if (unshare (flags) < 0)
+    {
+      int e = errno;
+      kp_error_errno (err, e, "unshare the %s namespace", s->root ? "mount" : "user and mount");
+      kp_error_set_status (err, KP_EXIT_RUNTIME);
+      if (!s->root && (e == EPERM || e == ENOSPC || e == EACCES))
+        kp_error_hint (err, "unprivileged user namespaces are disabled here: see "
+                            "'karapace doctor' (user.max_user_namespaces, "
+                            "kernel.unprivileged_userns_clone, AppArmor's "
+                            "apparmor_restrict_unprivileged_userns)");
+      return -1;
+    }
+  if (kp_sync_send_or_fail (sock, KP_SYNC_READY, 0, NULL, err) < 0)
+    return -1;
+  kp_sync_kind kind;
+  int value;
+  kp_cleanup_error kp_error *carried = NULL;
+  int r = kp_sync_recv (sock, &kind, &value, &carried, err);
+  if (r < 0)
+    return -1;
+  if (r == 0 || kind != KP_SYNC_GO)
+    return KP_CHILD_PARENT_FAILED;
+  if (!s->root && (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0))
+    {
+      kp_error_errno (err, errno, "become root in the user namespace");
+      kp_error_set_status (err, KP_EXIT_RUNTIME);
+      return -1;
+    }
+  /* Die with the parent (set after the id change, which may clear it), unless it is
+   * already gone. */
+  if (prctl (PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid () != s->parent)
+    return KP_CHILD_PARENT_FAILED;
+  if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    {
+      kp_error_errno (err, errno, "make the mounts private");
+      kp_error_set_status (err, KP_EXIT_RUNTIME);
+      return -1;
+    }
+  return 0;
+}
+
+/* ---- both sides --------------------------------------------------------------------- */
+
+static int
+setup_prepare (userns_setup *s, kp_error **err)
+{
+  memset (s, 0, sizeof *s);
+  s->parent = getpid ();
+  s->root = geteuid () == 0;
+  if (s->root)
+    return 0;
+  if (kp_idmap_for_caller (&s->map, err) < 0)
+    return kp_error_prefix (err, "user namespace");
+  if (!s->map.full)
+    return 0;
+  s->newuidmap = find_helper ("newuidmap");
+  s->newgidmap = find_helper ("newgidmap");
+  if (s->newuidmap == NULL || s->newgidmap == NULL)
+    {
+      kp_error_set (err, KP_EXIT_RUNTIME,
+                    "user namespace: %s not found, but it is needed to map your subordinate ids",
+                    s->newuidmap ? "newgidmap" : "newuidmap");
+      kp_error_hint (err, "install it: apt-get install uidmap");
+      return -1;
+    }
+  return 0;
+}
+
+/* Adopt an error that came from the child, keeping any error already in *err. */
+static void
+adopt_error (kp_error **err, kp_error *carried)
+{
+  if (err != NULL && *err == NULL)
+    *err = carried;
+  else
+    kp_error_free (carried);
+}
+
+/* The parent's half of the handshake: wait for READY, map ids, say GO. Returns 0 when the
+ * child may go on, 1 when it ended before saying READY (the caller reaps it to say how),
+ * -1 with err filled when the setup failed (the child is told to stop). */
+static int
+parent_handshake (const userns_setup *s, pid_t pid, int sock, kp_error **err)
+{
+  kp_sync_kind kind;
+  int value;
+  kp_error *carried = NULL;
+  int r = kp_sync_recv (sock, &kind, &value, &carried, err);
+  if (r <= 0)
+    return r == 0 ? 1 : -1;
+  if (kind == KP_SYNC_ERROR)
+    {
+      if (carried == NULL)
+        return kp_error_set (err, KP_EXIT_RUNTIME, "user namespace setup failed");
+      adopt_error (err, carried);
+      return -1;
+    }
+  kp_error_free (carried);
+  if (kind != KP_SYNC_READY)
+    return kp_error_set (err, KP_EXIT_RUNTIME, "user namespace setup: unexpected frame");
+  if (!s->root && write_id_maps (s, pid, err) < 0)
+    {
+      kp_sync_send (sock, KP_SYNC_ERROR, 0, NULL);
+      return -1;
+    }
+  return kp_sync_send_or_fail (sock, KP_SYNC_GO, 0, NULL, err);
+}
+
+/* The parent has given up on a child still running: stop it and collect it. */
+static void
+kill_and_reap (pid_t pid)
+{
+  kill (pid, SIGKILL);
+  reap (pid);
+}
+
+/* What the child does once it is set up; it never returns. */
+typedef void (*child_main_fn) (int sock, void *arg);
+
+/* Fork a child that enters the namespace and then runs child_main, and do the parent's
+ * half of the handshake. Returns the child's pid with *sock_out the parent's socket end,
+ * or -1 with err filled (status KP_EXIT_RUNTIME) and no child left behind. */
+static pid_t
+start_child (child_main_fn child_main, void *arg, int *sock_out, kp_error **err)
+{
+  userns_setup s;
+  if (setup_prepare (&s, err) < 0)
+    {
+      userns_setup_clear (&s);
+      kp_error_set_status (err, KP_EXIT_RUNTIME);
+      return -1;
+    }
+  int fds[2];
+  if (kp_sync_pair (fds, err) < 0)
+    {
+      userns_setup_clear (&s);
+      kp_error_set_status (err, KP_EXIT_RUNTIME);
+      return -1;
+    }
+  kp_cleanup_close int parent_sock = fds[0];
+  kp_cleanup_close int child_sock = fds[1];
+  fflush (NULL); /* or the child's output would repeat what the caller had buffered */
+  pid_t pid = fork ();
+  if (pid < 0)
+    {
+      int e = errno;
+      userns_setup_clear (&s);
+      kp_error_errno (err, e, "fork");
+      kp_error_set_status (err, KP_EXIT_RUNTIME);
+      return -1;
+    }
+  if (pid == 0)
+    {
+      kp_closep (&parent_sock);
+      kp_error *e = NULL;
+      int r = child_enter (&s, child_sock, &e);
+      if (r == KP_CHILD_PARENT_FAILED)
+        _exit (1);
+      if (r < 0)
+        {
+          kp_sync_send (child_sock, KP_SYNC_ERROR, 0, e);
+          _exit (1);
+        }
+      child_main (child_sock, arg);
+      _exit (1); /* not reached */
+    }
+  kp_closep (&child_sock);
+  int r = parent_handshake (&s, pid, parent_sock, err);
+  userns_setup_clear (&s);
+  if (r > 0)
+    child_end_error (reap (pid), "user namespace setup", err);
+  else if (r < 0)
+    kill_and_reap (pid);
+  if (r != 0)
+    {
+      kp_error_set_status (err, KP_EXIT_RUNTIME);
+      return -1;
+    }
+  *sock_out = kp_steal_fd (&parent_sock);
+  return pid;
+}
+
+/* ---- kp_userns_run ------------------------------------------------------------------ */
+
+typedef struct run_call
+{
+  kp_userns_fn fn;
+  void *data;
+} run_call;
+
+KP_NORETURN static void
+run_child_main (int sock, void *arg)
+{
+  run_call *call = arg;
+  kp_error *e = NULL;
+  int ret = call->fn (call->data, &e);
+  if (ret < 0 && e == NULL)
+    kp_error_set (&e, KP_EXIT_FAILURE, "failed without saying why");
+  fflush (NULL);
+  kp_sync_send (sock, KP_SYNC_RESULT, ret < 0 ? ret : 0, ret < 0 ? e : NULL);
+  _exit (0);
+}
+
+int
+kp_userns_run (kp_userns_fn fn, void *data, kp_error **err)
+{
+  run_call call = { fn, data };
+  kp_cleanup_close int sock = -1;
+  pid_t pid = start_child (run_child_main, &call, &sock, err);
+  if (pid < 0)
+    return -1;
+  kp_sync_kind kind = 0;
+  int value = 0;
+  kp_error *carried = NULL;
+  int r = kp_sync_recv (sock, &kind, &value, &carried, err);
+  if (r < 0)
+    {
+      kill_and_reap (pid);
+      return -1;
+    }
+  int status = reap (pid);
+  if (r == 0)
+    return child_end_error (status, "user namespace child", err);
+  if (kind == KP_SYNC_RESULT && value >= 0)
+    {
+      kp_error_free (carried);
+      return 0;
+    }
+  if (carried == NULL)
+    return kp_error_set (err, KP_EXIT_RUNTIME, "user namespace child failed without saying why");
+  adopt_error (err, carried);
+  return -1;
+}
+
+/* ---- kp_userns_exec ----------------------------------------------------------------- */
+
+KP_NORETURN static void
+exec_child_main (int sock, void *arg)
+{
+  char *const *argv = arg;
+  execvp (argv[0], argv);
+  int errnum = errno;
+  kp_error *e = NULL;
+  kp_error_errno (&e, errnum, "run '%s'", argv[0]);
+  /* The shell's conventions: 127 not found, 126 found but not runnable. */
+  int status = errnum == ENOENT ? 127 : 126;
+  kp_error_set_status (&e, status);
+  kp_sync_send (sock, KP_SYNC_ERROR, 0, e);
+  _exit (status);
+}
+
+int
+kp_userns_spawn (char *const argv[], int *exit_status, kp_error **err)
+{
+  if (argv == NULL || argv[0] == NULL)
+    return kp_error_set (err, KP_EXIT_USAGE, "no command to run");
+  kp_cleanup_close int sock = -1;
+  pid_t pid = start_child (exec_child_main, (void *) argv, &sock, err);
+  if (pid < 0)
+    return -1;
+
+  /* The command shares our terminal: ^C and ^\ go to it, and we wait for its verdict, as
+   * system(3) does. */
+  struct sigaction ignore = { .sa_handler = SIG_IGN }, old_int, old_quit;
+  sigemptyset (&ignore.sa_mask);
+  sigaction (SIGINT, &ignore, &old_int);
+  sigaction (SIGQUIT, &ignore, &old_quit);
+
+  kp_sync_kind kind = 0;
+  int value = 0;
+  kp_error *carried = NULL;
+  int r = kp_sync_recv (sock, &kind, &value, &carried, err);
+  if (r < 0)
+    kill (pid, SIGKILL);
+  int status = reap (pid);
+  sigaction (SIGINT, &old_int, NULL);
+  sigaction (SIGQUIT, &old_quit, NULL);
+  if (r < 0)
+    return -1;
+  if (r > 0)
+    {
+      if (carried == NULL)
+        return kp_error_set (err, KP_EXIT_RUNTIME, "'%s' could not be started", argv[0]);
+      adopt_error (err, carried);
+      return -1;
+    }
+  /* End-of-file: the exec closed the socket and the command ran. */
+  if (status < 0)
+    return child_end_error (status, argv[0], err);
+  *exit_status = WIFSIGNALED (status) ? 128 + WTERMSIG (status) : WEXITSTATUS (status);
+  return 0;
+}
+
+int
+kp_userns_exec (char *const argv[], kp_error **err)
+{
+  int status;
+  if (kp_userns_spawn (argv, &status, err) < 0)
+    return -1;
+  fflush (NULL);
+  exit (status);
+}
