@@ -71,7 +71,7 @@ count_entries (const char *dir)
 static bool
 program_exists (const char *name)
 {
-  kp_cleanup_free char *p = kp_doctor_find_program (name);
+  kp_cleanup_free char *p = kp_find_program (name);
   return p != NULL;
 }
 

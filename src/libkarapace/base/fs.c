@@ -248,3 +248,38 @@ kp_xdg_data_home (void)
 {
   return xdg_dir ("XDG_DATA_HOME", ".local/share");
 }
+
+static char *
+program_in_dir (const char *dir, size_t dir_len, const char *name)
+{
+  if (dir_len == 0 || dir[0] != '/')
+    return NULL;
+  char *path = xasprintf ("%.*s/%s", (int) dir_len, dir, name);
+  struct stat st;
+  if (stat (path, &st) == 0 && S_ISREG (st.st_mode) && access (path, X_OK) == 0)
+    return path;
+  free (path);
+  return NULL;
+}
+
+char *
+kp_find_program (const char *name)
+{
+  const char *path = getenv ("PATH");
+  for (const char *p = path; p != NULL;)
+    {
+      const char *end = strchrnul (p, ':');
+      char *found = program_in_dir (p, (size_t) (end - p), name);
+      if (found != NULL)
+        return found;
+      p = *end ? end + 1 : NULL;
+    }
+  static const char *const fallback[] = { "/usr/bin", "/usr/sbin", "/bin", "/sbin" };
+  for (size_t i = 0; i < KP_N_ELEMENTS (fallback); i++)
+    {
+      char *found = program_in_dir (fallback[i], strlen (fallback[i]), name);
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}

@@ -39,6 +39,10 @@ char *kp_path_dirname (const char *path);
 /* Make an absolute, normalised path from `path` against the current directory. */
 char *kp_path_absolute (const char *path, kp_error **err);
 
+/* An executable program: the first match on $PATH (absolute entries only: relative ones
+ * are not trusted), else in /usr/bin, /usr/sbin, /bin or /sbin. NULL when not found. */
+char *kp_find_program (const char *name);
+
 /* The caller's home directory: $HOME, else the password database. */
 const char *kp_home_dir (void);
 /* XDG base directories with their fallbacks. Returned strings are newly allocated. */

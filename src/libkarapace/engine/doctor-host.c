@@ -4,6 +4,8 @@
  * counts), and closed at once: opening /dev/fuse or /dev/net/tun alone changes nothing. */
 #include "doctor-internal.h"
 
+#include "base/fs.h"
+
 #include "base/buf.h"
 
 #include <errno.h>
@@ -54,7 +56,7 @@ open_device (const char *path)
 bool
 kp_doctor_fuse_usable (char **why)
 {
-  kp_cleanup_free char *path = kp_doctor_find_program ("fuse-overlayfs");
+  kp_cleanup_free char *path = kp_find_program ("fuse-overlayfs");
   int dev = open_device ("/dev/fuse");
   if (path != NULL && dev == 0)
     {
@@ -78,7 +80,7 @@ kp_doctor_check_fuse_overlayfs (kp_doctor_ctx *ctx, kp_check *c)
   if (kp_doctor_fuse_usable (&why))
     return kp_check_set (c, KP_CHECK_OK, NULL, "%s", why);
 
-  kp_cleanup_free char *program = kp_doctor_find_program ("fuse-overlayfs");
+  kp_cleanup_free char *program = kp_find_program ("fuse-overlayfs");
   int dev = open_device ("/dev/fuse");
   kp_cleanup_buf kp_buf fix = KP_BUF_INIT;
   if (program == NULL)
@@ -103,7 +105,7 @@ kp_doctor_check_fuse_overlayfs (kp_doctor_ctx *ctx, kp_check *c)
 int
 kp_doctor_check_gpgv (kp_doctor_ctx *ctx, kp_check *c)
 {
-  kp_cleanup_free char *path = kp_doctor_find_program ("gpgv");
+  kp_cleanup_free char *path = kp_find_program ("gpgv");
   if (path == NULL)
     return kp_check_set (c, KP_CHECK_WARN, "apt-get install gpgv debian-archive-keyring",
                          "gpgv not found: Debian and Ubuntu bases cannot be verified (OCI "
@@ -170,8 +172,8 @@ kp_doctor_check_keyrings (kp_doctor_ctx *ctx, kp_check *c)
 int
 kp_doctor_check_network (kp_doctor_ctx *ctx, kp_check *c)
 {
-  kp_cleanup_free char *pasta = kp_doctor_find_program ("pasta");
-  kp_cleanup_free char *slirp = kp_doctor_find_program ("slirp4netns");
+  kp_cleanup_free char *pasta = kp_find_program ("pasta");
+  kp_cleanup_free char *slirp = kp_find_program ("slirp4netns");
   int tun = open_device ("/dev/net/tun");
 
   kp_cleanup_buf kp_buf detail = KP_BUF_INIT;
@@ -206,7 +208,7 @@ kp_doctor_check_network (kp_doctor_ctx *ctx, kp_check *c)
 int
 kp_doctor_check_crun (kp_doctor_ctx *ctx, kp_check *c)
 {
-  kp_cleanup_free char *path = kp_doctor_find_program ("crun");
+  kp_cleanup_free char *path = kp_find_program ("crun");
   if (path == NULL)
     return kp_check_set (c, KP_CHECK_WARN, "apt-get install crun",
                          "crun not found: the oci backend is unavailable (the namespace "

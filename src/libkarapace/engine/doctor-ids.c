@@ -165,7 +165,7 @@ static bool
 inspect_id_helper (const char *name, int cap, const char *cap_name, kp_buf *detail,
                    const char **fix)
 {
-  kp_cleanup_free char *path = kp_doctor_find_program (name);
+  kp_cleanup_free char *path = kp_find_program (name);
   if (path == NULL)
     {
       kp_buf_printf (detail, "%s not found", name);

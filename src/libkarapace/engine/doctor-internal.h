@@ -35,7 +35,6 @@ kp_check_status kp_doctor_ctx_status (const kp_doctor_ctx *ctx, const char *id);
 
 /* Look a program up as execvp(3) would ($PATH, else a default path), then in /usr/bin,
  * /usr/sbin, /bin and /sbin. Returns a newly allocated absolute path or NULL. */
-char *kp_doctor_find_program (const char *name);
 
 /* The directory for short-lived probe directories: $XDG_RUNTIME_DIR when it is a
  * directory we own, else $TMPDIR when absolute, else /tmp. */

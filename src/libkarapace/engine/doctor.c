@@ -191,45 +191,6 @@ kp_doctor_report_freep (kp_doctor_report **r)
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-static char *
-program_in_dir (const char *dir, size_t dir_len, const char *name)
-{
-  if (dir_len == 0 || dir[0] != '/') /* relative PATH entries are not trusted */
-    return NULL;
-  char *path = xasprintf ("%.*s/%s", (int) dir_len, dir, name);
-  struct stat st;
-  if (stat (path, &st) == 0 && S_ISREG (st.st_mode) && access (path, X_OK) == 0)
-    return path;
-  free (path);
-  return NULL;
-}
-
-char *
-kp_doctor_find_program (const char *name)
-{
-  const char *path = getenv ("PATH");
-  if (path == NULL)
-    path = "/usr/local/bin:/usr/bin:/bin";
-  for (const char *p = path;;)
-    {
-      const char *end = strchrnul (p, ':');
-      char *found = program_in_dir (p, (size_t) (end - p), name);
-      if (found != NULL)
-        return found;
-      if (*end == '\0')
-        break;
-      p = end + 1;
-    }
-  static const char *const fallback[] = { "/usr/bin", "/usr/sbin", "/bin", "/sbin" };
-  for (size_t i = 0; i < KP_N_ELEMENTS (fallback); i++)
-    {
-      char *found = program_in_dir (fallback[i], strlen (fallback[i]), name);
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
-
 const char *
 kp_doctor_scratch_dir (uid_t uid)
 {

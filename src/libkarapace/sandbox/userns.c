@@ -49,42 +49,6 @@ userns_setup_clear (userns_setup *s)
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-static char *
-program_in_dir (const char *dir, size_t dir_len, const char *name)
-{
-  if (dir_len == 0 || dir[0] != '/') /* relative PATH entries are not trusted */
-    return NULL;
-  char *path = xasprintf ("%.*s/%s", (int) dir_len, dir, name);
-  struct stat st;
-  if (stat (path, &st) == 0 && S_ISREG (st.st_mode) && access (path, X_OK) == 0)
-    return path;
-  free (path);
-  return NULL;
-}
-
-/* The helper on $PATH, else in /usr/bin or /bin. */
-static char *
-find_helper (const char *name)
-{
-  const char *path = getenv ("PATH");
-  for (const char *p = path; p != NULL;)
-    {
-      const char *end = strchrnul (p, ':');
-      char *found = program_in_dir (p, (size_t) (end - p), name);
-      if (found != NULL)
-        return found;
-      p = *end ? end + 1 : NULL;
-    }
-  static const char *const fallback[] = { "/usr/bin", "/bin" };
-  for (size_t i = 0; i < KP_N_ELEMENTS (fallback); i++)
-    {
-      char *found = program_in_dir (fallback[i], strlen (fallback[i]), name);
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
-
 /* waitpid, retrying on EINTR. Returns the wait status, or -1 when pid is not our child. */
 static int
 reap (pid_t pid)
@@ -291,8 +255,8 @@ setup_prepare (userns_setup *s, kp_error **err)
     return kp_error_prefix (err, "user namespace");
   if (!s->map.full)
     return 0;
-  s->newuidmap = find_helper ("newuidmap");
-  s->newgidmap = find_helper ("newgidmap");
+  s->newuidmap = kp_find_program ("newuidmap");
+  s->newgidmap = kp_find_program ("newgidmap");
   if (s->newuidmap == NULL || s->newgidmap == NULL)
     {
       kp_error_set (err, KP_EXIT_RUNTIME,
