@@ -674,10 +674,15 @@ dotted_child (toml_parser *p, toml_node *table, unsigned section, key_path *key,
           path, kv->key_pos.line);
       break;
     case NODE_TABLE_HEADER:
-    case NODE_TABLE_IMPLICIT:
       toml_fail_at (
           p, part->pos,
           "cannot add to table \"%s\" with dotted keys: it is defined by a table header at line %d",
+          path, kv->key_pos.line);
+      break;
+    case NODE_TABLE_IMPLICIT:
+      toml_fail_at (
+          p, part->pos,
+          "cannot add to table \"%s\" with dotted keys: it was created by the table header at line %d",
           path, kv->key_pos.line);
       break;
     case NODE_TABLE_INLINE:
