@@ -35,15 +35,6 @@
 
 /* ---- Scratch trees ---- */
 
-static char *
-make_temp_dir (void)
-{
-  const char *tmp = getenv ("TMPDIR");
-  char *dir = xasprintf ("%s/test-treedigest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  assert_non_null (mkdtemp (dir));
-  return dir;
-}
-
 static int
 remove_entry (const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
@@ -60,12 +51,48 @@ unlock_entry (const char *path, const struct stat *st, int type, struct FTW *ftw
   return 0;
 }
 
-static void
-remove_tree (const char *dir)
+/* Scratch directories of one test, removed by the teardown whether the test passed or
+ * not. Some tests lock parts away, so everything is made accessible first. */
+typedef struct scratch
 {
-  /* Make everything writable and searchable first (some tests lock parts away). */
-  nftw (dir, unlock_entry, 64, FTW_PHYS);
-  assert_int_equal (nftw (dir, remove_entry, 64, FTW_DEPTH | FTW_PHYS), 0);
+  char *dirs[4];
+  size_t n;
+} scratch;
+
+static int
+scratch_setup (void **state)
+{
+  *state = xcalloc (1, sizeof (scratch));
+  return 0;
+}
+
+static int
+scratch_teardown (void **state)
+{
+  scratch *s = *state;
+  int r = 0;
+  for (size_t i = 0; i < s->n; i++)
+    {
+      nftw (s->dirs[i], unlock_entry, 64, FTW_PHYS);
+      if (nftw (s->dirs[i], remove_entry, 64, FTW_DEPTH | FTW_PHYS) < 0)
+        r = -1;
+      free (s->dirs[i]);
+    }
+  free (s);
+  *state = NULL;
+  return r;
+}
+
+static const char *
+make_temp_dir (void **state)
+{
+  scratch *s = *state;
+  assert_true (s->n < KP_N_ELEMENTS (s->dirs));
+  const char *tmp = getenv ("TMPDIR");
+  char *dir = xasprintf ("%s/test-treedigest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  assert_non_null (mkdtemp (dir));
+  s->dirs[s->n++] = dir;
+  return dir;
 }
 
 static char *
@@ -329,7 +356,7 @@ test_encode (void **state)
 static void
 test_literal_record (void **state)
 {
-  kp_cleanup_free char *dir = make_temp_dir ();
+  const char *dir = make_temp_dir (state);
   put_file (dir, "hello", "hello\n", 0644);
   kp_cleanup_free char *file = path_in (dir, "hello");
   bool xattr = setxattr (file, "user.test", "v=1", 3, 0) == 0;
@@ -349,13 +376,12 @@ test_literal_record (void **state)
   assert_string_equal (kp_buf_str (&got), want);
   kp_blake3_hash (want, strlen (want), want_digest);
   assert_memory_equal (digest, want_digest, sizeof digest);
-  remove_tree (dir);
 }
 
 static void
 test_full_tree (void **state)
 {
-  kp_cleanup_free char *dir = make_temp_dir ();
+  const char *dir = make_temp_dir (state);
   populate (dir);
   kp_cleanup_free char *plain = path_in (dir, "plain");
   kp_cleanup_free char *sub = path_in (dir, "usr/share");
@@ -414,19 +440,17 @@ test_full_tree (void **state)
       assert_non_null (strstr (text, "\ns 0"));
       close (sock);
     }
-  remove_tree (dir);
 }
 
 static void
 test_device_nodes (void **state)
 {
-  kp_cleanup_free char *dir = make_temp_dir ();
+  const char *dir = make_temp_dir (state);
   kp_cleanup_free char *chr = path_in (dir, "null");
   kp_cleanup_free char *blk = path_in (dir, "loop");
   if (mknod (chr, S_IFCHR | 0666, makedev (1, 3)) < 0)
     {
       print_message ("[ SKIP     ] device nodes: mknod: %s (needs CAP_MKNOD)\n", strerror (errno));
-      remove_tree (dir);
       return;
     }
   assert_int_equal (mknod (blk, S_IFBLK | 0660, makedev (7, 300)), 0);
@@ -439,7 +463,6 @@ test_device_nodes (void **state)
   assert_non_null (strstr (kp_buf_str (&records), "c 0666 "));
   assert_non_null (strstr (kp_buf_str (&records), " 1,3 - null\n"));
   assert_non_null (strstr (kp_buf_str (&records), " 7,300 - loop\n"));
-  remove_tree (dir);
 }
 
 static void
@@ -454,8 +477,8 @@ static void
 test_creation_order (void **state)
 {
   const char *names[] = { "b", "a", "B", "_", "a b", "\xc3\xa9", "0", "~", "aa", "a.b" };
-  kp_cleanup_free char *one = make_temp_dir ();
-  kp_cleanup_free char *two = make_temp_dir ();
+  const char *one = make_temp_dir (state);
+  const char *two = make_temp_dir (state);
   for (size_t i = 0; i < KP_N_ELEMENTS (names); i++)
     {
       put_file (one, names[i], names[i], 0644);
@@ -482,14 +505,12 @@ test_creation_order (void **state)
       if (pos == NULL)
         fail_msg ("%s out of order in\n%s", expect[i], kp_buf_str (&records));
     }
-  remove_tree (one);
-  remove_tree (two);
 }
 
 static void
 test_changes_change_digest (void **state)
 {
-  kp_cleanup_free char *dir = make_temp_dir ();
+  const char *dir = make_temp_dir (state);
   populate (dir);
   uint8_t base[KP_BLAKE3_OUT_LEN], now[KP_BLAKE3_OUT_LEN];
   check_tree (dir, base);
@@ -561,7 +582,6 @@ test_changes_change_digest (void **state)
       digest_of (dir, now);
       assert_memory_equal (now, base, sizeof now);
     }
-  remove_tree (dir);
 }
 
 /* Links and special files carry attributes too (only in the trusted and security
@@ -569,7 +589,7 @@ test_changes_change_digest (void **state)
 static void
 test_privileged_xattrs (void **state)
 {
-  kp_cleanup_free char *dir = make_temp_dir ();
+  const char *dir = make_temp_dir (state);
   populate (dir);
   kp_cleanup_free char *link_path = path_in (dir, "usr/bin/link");
   kp_cleanup_free char *fifo = path_in (dir, "usr/fifo");
@@ -588,8 +608,9 @@ test_privileged_xattrs (void **state)
       check_tree (dir, now);
       assert_memory_not_equal (now, base, sizeof now);
       assert_int_equal (kp_tree_digest (AT_FDCWD, dir, now, collect_record, &records, &err), 0);
-      assert_non_null (strstr (kp_buf_str (&records), " trusted.test=6f6e206c696e6b usr/bin/link\n"));
-      assert_non_null (strstr (kp_buf_str (&records), " trusted.test=6f6e206669666f usr/fifo\n"));
+      const char *text = kp_buf_str (&records);
+      assert_non_null (strstr (text, " trusted.test=6f6e206c696e6b usr/bin/link\n"));
+      assert_non_null (strstr (text, " trusted.test=6f6e206669666f usr/fifo\n"));
       assert_int_equal (lremovexattr (link_path, "trusted.test"), 0);
       assert_int_equal (lremovexattr (fifo, "trusted.test"), 0);
       digest_of (dir, now);
@@ -604,7 +625,67 @@ test_privileged_xattrs (void **state)
       digest_of (dir, now);
       assert_memory_equal (now, base, sizeof now);
     }
-  remove_tree (dir);
+}
+
+/* Entries replaced between the listing of their directory and their visit: the walk
+ * trusts readdir's type only as a hint and records what it finds when it gets there. */
+typedef struct swap_state
+{
+  const char *dir;
+  bool done;
+} swap_state;
+
+static int
+swap_types (const char *record, size_t len, void *user_data, kp_error **err)
+{
+  swap_state *s = user_data;
+  /* "a" is the root's first child: the root has been listed, its other children are
+   * still to be visited. */
+  if (s->done || len < 3 || strcmp (record + len - 3, " a\n") != 0)
+    return 0;
+  s->done = true;
+  kp_cleanup_free char *to_link = path_in (s->dir, "b-file-to-link");
+  kp_cleanup_free char *to_fifo = path_in (s->dir, "c-file-to-fifo");
+  kp_cleanup_free char *to_dir = path_in (s->dir, "d-file-to-dir");
+  kp_cleanup_free char *to_file = path_in (s->dir, "e-dir-to-file");
+  kp_cleanup_free char *to_file_child = path_in (s->dir, "e-dir-to-file/x");
+  assert_int_equal (unlink (to_link), 0);
+  assert_int_equal (symlink ("a", to_link), 0);
+  assert_int_equal (unlink (to_fifo), 0);
+  assert_int_equal (mkfifo (to_fifo, 0600), 0);
+  assert_int_equal (unlink (to_dir), 0);
+  assert_int_equal (mkdir (to_dir, 0755), 0);
+  assert_int_equal (unlink (to_file_child), 0);
+  assert_int_equal (rmdir (to_file), 0);
+  put_file (s->dir, "e-dir-to-file", "now a file\n", 0644);
+  return 0;
+}
+
+static void
+test_types_change_during_walk (void **state)
+{
+  const char *dir = make_temp_dir (state);
+  put_file (dir, "a", "a\n", 0644);
+  put_file (dir, "b-file-to-link", "b\n", 0644);
+  put_file (dir, "c-file-to-fifo", "c\n", 0644);
+  put_file (dir, "d-file-to-dir", "d\n", 0644);
+  put_dir (dir, "e-dir-to-file", 0755);
+  put_file (dir, "e-dir-to-file/x", "x\n", 0644);
+
+  swap_state swap = { .dir = dir };
+  uint8_t digest[KP_BLAKE3_OUT_LEN], want_digest[KP_BLAKE3_OUT_LEN];
+  kp_cleanup_error kp_error *err = NULL;
+  if (kp_tree_digest (AT_FDCWD, dir, digest, swap_types, &swap, &err) < 0)
+    fail_msg ("%s", err->message);
+  assert_true (swap.done);
+
+  kp_cleanup_buf kp_buf want = KP_BUF_INIT;
+  ref_walk (&want, dir, ".");
+  kp_blake3_hash (want.data, want.len, want_digest);
+  assert_memory_equal (digest, want_digest, sizeof digest);
+  assert_non_null (strstr (kp_buf_str (&want), "l 0777 "));
+  assert_non_null (strstr (kp_buf_str (&want), "\np 0600 "));
+  assert_non_null (strstr (kp_buf_str (&want), " - - d-file-to-dir\n"));
 }
 
 /* Run `fn` as an unprivileged user when we are root: permission checks are the point. */
@@ -663,7 +744,7 @@ expect_unlistable_dir (const char *dir)
 static void
 test_unreadable (void **state)
 {
-  kp_cleanup_free char *dir = make_temp_dir ();
+  const char *dir = make_temp_dir (state);
   put_dir (dir, "sub", 0755);
   put_file (dir, "sub/secret", "s3cret\n", 0000);
   put_file (dir, "sub/public", "hi\n", 0644);
@@ -675,7 +756,6 @@ test_unreadable (void **state)
   assert_int_equal (chmod (secret, 0644), 0);
   assert_int_equal (chmod (sub, 0311), 0); /* searchable, not listable */
   run_unprivileged (expect_unlistable_dir, dir);
-  remove_tree (dir);
 }
 
 static int
@@ -695,7 +775,7 @@ count_fds (void)
 static void
 test_deep_tree (void **state)
 {
-  kp_cleanup_free char *dir = make_temp_dir ();
+  const char *dir = make_temp_dir (state);
   kp_buf rel = KP_BUF_INIT;
   for (int depth = 0; depth < 400; depth++)
     {
@@ -728,13 +808,12 @@ test_deep_tree (void **state)
   digest_of (dir, again);
   assert_int_equal (setrlimit (RLIMIT_NOFILE, &old), 0);
   assert_memory_equal (again, digest, sizeof digest);
-  remove_tree (dir);
 }
 
 static void
 test_roots_and_paths (void **state)
 {
-  kp_cleanup_free char *dir = make_temp_dir ();
+  const char *dir = make_temp_dir (state);
   populate (dir);
   kp_cleanup_free char *link_path = path_in (dir, "usr/bin/link");
   kp_cleanup_free char *plain = path_in (dir, "plain");
@@ -784,7 +863,6 @@ test_roots_and_paths (void **state)
   assert_int_equal (kp_digest_path (AT_FDCWD, "/nonexistent/x", other, &kind, NULL, NULL, &err),
                     -1);
   assert_int_equal (err->errno_value, ENOENT);
-  remove_tree (dir);
 }
 
 static int
@@ -805,7 +883,7 @@ stop_silently (const char *record, size_t len, void *user_data, kp_error **err)
 static void
 test_callback_stops (void **state)
 {
-  kp_cleanup_free char *dir = make_temp_dir ();
+  const char *dir = make_temp_dir (state);
   populate (dir);
   int before = count_fds ();
   int count = 0;
@@ -822,25 +900,27 @@ test_callback_stops (void **state)
   assert_int_equal (kp_tree_digest (AT_FDCWD, dir, digest, stop_silently, NULL, &err), -1);
   assert_non_null (err);
   assert_int_equal (count_fds (), before);
-  remove_tree (dir);
 }
+
+#define SCRATCH_TEST(test) cmocka_unit_test_setup_teardown (test, scratch_setup, scratch_teardown)
 
 int
 main (void)
 {
   umask (022);
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_encode),
-    cmocka_unit_test (test_literal_record),
-    cmocka_unit_test (test_full_tree),
-    cmocka_unit_test (test_device_nodes),
-    cmocka_unit_test (test_creation_order),
-    cmocka_unit_test (test_changes_change_digest),
-    cmocka_unit_test (test_privileged_xattrs),
-    cmocka_unit_test (test_unreadable),
-    cmocka_unit_test (test_deep_tree),
-    cmocka_unit_test (test_roots_and_paths),
-    cmocka_unit_test (test_callback_stops),
+    SCRATCH_TEST (test_encode),
+    SCRATCH_TEST (test_literal_record),
+    SCRATCH_TEST (test_full_tree),
+    SCRATCH_TEST (test_device_nodes),
+    SCRATCH_TEST (test_creation_order),
+    SCRATCH_TEST (test_changes_change_digest),
+    SCRATCH_TEST (test_types_change_during_walk),
+    SCRATCH_TEST (test_privileged_xattrs),
+    SCRATCH_TEST (test_unreadable),
+    SCRATCH_TEST (test_deep_tree),
+    SCRATCH_TEST (test_roots_and_paths),
+    SCRATCH_TEST (test_callback_stops),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

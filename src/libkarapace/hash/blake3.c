@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -207,7 +208,8 @@ static const backend backends[] = {
 };
 
 /* The one piece of process-wide state: which backend to use. It is a pure function of the
- * CPU (and of the environment variable), so racing first uses store the same value. */
+ * CPU and of the environment variable, so racing first uses store the same value; only
+ * kp_blake3_select_backend(), for tests and benchmarks, changes it later. */
 static const backend *current_backend;
 
 static const backend *
@@ -222,6 +224,9 @@ find_backend (const char *name)
 static const backend *
 choose_backend (void)
 {
+#ifdef KP_BLAKE3_X86
+  __builtin_cpu_init ();
+#endif
   const char *forced = getenv ("KARAPACE_BLAKE3_BACKEND");
   if (forced && *forced)
     {
@@ -659,6 +664,15 @@ kp_blake3_fd_buffer (int fd, void *buf, size_t buf_size, uint8_t out[KP_BLAKE3_O
         {
           if (errno == EINTR)
             continue;
+          if (errno == EAGAIN || errno == EWOULDBLOCK)
+            {
+              /* A non-blocking descriptor (the tree walk opens files that way, and FUSE
+               * may honour it): wait for data rather than fail. */
+              struct pollfd p = { .fd = fd, .events = POLLIN };
+              if (poll (&p, 1, -1) < 0 && errno != EINTR)
+                return kp_error_errno (err, errno, "poll");
+              continue;
+            }
           return kp_error_errno (err, errno, "read");
         }
       if (n == 0)

@@ -2,7 +2,8 @@
  *
  * Written from the public BLAKE3 specification. The portable compression function is the
  * reference; the seam for SIMD is kp_blake3_hash_many(), which hashes several whole chunks
- * at once and may be swapped for a vectorised version selected at run time. */
+ * (or parent nodes) at once. On x86-64 it also has SSE4.1, AVX2 and AVX-512 versions
+ * (blake3-*.c), one of which is selected at run time. */
 #ifndef KP_HASH_BLAKE3_H
 #define KP_HASH_BLAKE3_H
 
@@ -50,6 +51,7 @@ int kp_blake3_from_hex (const char *hex, uint8_t digest[KP_BLAKE3_OUT_LEN]);
 
 /* Hash everything readable from fd (streaming, no whole-file buffering). */
 int kp_blake3_fd (int fd, uint8_t out[KP_BLAKE3_OUT_LEN], kp_error **err);
+/* Open `path` (following links, like b3sum) and hash it; errors name the path. */
 int kp_blake3_file (const char *path, uint8_t out[KP_BLAKE3_OUT_LEN], kp_error **err);
 /* As kp_blake3_fd(), reading through the caller's buffer, for hashing many files in a row.
  * The error message is "read" with errno; callers add which file it was. */

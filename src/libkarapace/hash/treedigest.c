@@ -7,7 +7,9 @@
  * checking device and inode, so a tree of any depth needs a bounded number of descriptors.
  *
  * Every lookup is relative to a held directory descriptor and never follows a symbolic
- * link; a file is opened only after lstat says it is regular, and checked again after. */
+ * link. Entries readdir reports as regular files or directories are opened at once and
+ * described by fstat on the descriptor; anything else, or a stale report, goes through
+ * lstat first, and only regular files and directories are ever opened. */
 #include "treedigest.h"
 
 #include <errno.h>
@@ -25,13 +27,21 @@
 /* Depends on the host's labelling policy, not on the tree: two machines would disagree. */
 #define EXCLUDED_XATTR "security.selinux"
 
+typedef struct entry
+{
+  const char *name;   /* in the frame's name_store */
+  size_t offset;      /* of the name in name_store, while the listing grows */
+  unsigned char type; /* readdir's d_type: a hint, DT_UNKNOWN when the filesystem is silent */
+} entry;
+
 typedef struct frame
 {
   int fd; /* -1 while a deeper frame has given it back */
   dev_t dev;
   ino_t ino;
-  char **names; /* sorted, NULL-terminated */
-  size_t n_names;
+  char *name_store; /* the names, each NUL-terminated */
+  entry *entries;   /* sorted by name */
+  size_t n_entries;
   size_t next;
   size_t path_len; /* this directory's relative path in walk.path ("" for the root) */
   size_t enc_len;  /* and in walk.enc_path */
@@ -94,7 +104,8 @@ walk_display (const walk *w)
 {
   if (w->path.len == 0)
     return xstrdup (w->root);
-  return xasprintf ("%s/%s", w->root, kp_buf_str (&w->path));
+  bool slash = kp_str_has_suffix (w->root, "/");
+  return xasprintf ("%s%s%s", w->root, slash ? "" : "/", kp_buf_str (&w->path));
 }
 
 static int
@@ -118,7 +129,8 @@ walk_clear (walk *w)
     {
       if (w->frames[i].fd >= 0)
         close (w->frames[i].fd);
-      kp_strv_free (w->frames[i].names);
+      free (w->frames[i].name_store);
+      free (w->frames[i].entries);
     }
   free (w->frames);
   kp_buf_clear (&w->path);
@@ -130,14 +142,20 @@ walk_clear (walk *w)
 }
 
 static int
-compare_names (const void *a, const void *b)
+compare_strings (const void *a, const void *b)
 {
   return strcmp (*(char *const *) a, *(char *const *) b);
 }
 
-/* The directory's entries, without "." and "..", sorted byte-wise. */
 static int
-list_directory (const walk *w, int fd, char ***names_out, size_t *n_out, kp_error **err)
+compare_entries (const void *a, const void *b)
+{
+  return strcmp (((const entry *) a)->name, ((const entry *) b)->name);
+}
+
+/* The directory's entries, without "." and "..", sorted byte-wise by name. */
+static int
+list_directory (const walk *w, int fd, frame *f, kp_error **err)
 {
   /* readdir() owns the descriptor it is given; the frame keeps its own. */
   int dup_fd = fcntl (fd, F_DUPFD_CLOEXEC, 3);
@@ -151,7 +169,8 @@ list_directory (const walk *w, int fd, char ***names_out, size_t *n_out, kp_erro
       return walk_fail_errno (w, err, e, "list directory");
     }
 
-  kp_cleanup_strv char **names = NULL;
+  kp_cleanup_buf kp_buf store = KP_BUF_INIT;
+  kp_cleanup_free entry *entries = NULL;
   size_t n = 0, cap = 0;
   for (;;)
     {
@@ -165,18 +184,22 @@ list_directory (const walk *w, int fd, char ***names_out, size_t *n_out, kp_erro
         }
       if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
         continue;
-      if (n + 2 > cap)
+      if (n == cap)
         {
           cap = cap ? 2 * cap : 16;
-          names = xreallocarray (names, cap, sizeof (char *));
+          entries = xreallocarray (entries, cap, sizeof (entry));
         }
-      names[n++] = xstrdup (de->d_name);
-      names[n] = NULL;
+      entries[n++] = (entry) { .offset = store.len, .type = de->d_type };
+      kp_buf_append (&store, de->d_name, strlen (de->d_name) + 1);
     }
-  if (names)
-    qsort (names, n, sizeof (char *), compare_names);
-  *names_out = kp_steal_pointer (&names);
-  *n_out = n;
+  /* One allocation for all names; pointers only once it has stopped moving. */
+  for (size_t i = 0; i < n; i++)
+    entries[i].name = store.data + entries[i].offset;
+  if (n)
+    qsort (entries, n, sizeof (entry), compare_entries);
+  f->name_store = kp_buf_steal (&store);
+  f->entries = kp_steal_pointer (&entries);
+  f->n_entries = n;
   return 0;
 }
 
@@ -246,7 +269,7 @@ read_xattrs (walk *w, int fd, int dir_fd, const char *name, kp_error **err)
       kp_buf_putc (&w->xattrs, '-');
       return 0;
     }
-  qsort (names, n, sizeof (char *), compare_names);
+  qsort (names, n, sizeof (char *), compare_strings);
 
   kp_cleanup_free uint8_t *value = NULL;
   size_t value_cap = 0;
@@ -337,14 +360,11 @@ open_checked (const walk *w, int dir_fd, const char *name, int flags, const stru
   return kp_steal_fd (&fd);
 }
 
+/* Record a regular file, already open as fd with status st. */
 static int
-visit_file (walk *w, int dir_fd, const char *name, const struct stat *seen, kp_error **err)
+visit_file (walk *w, int fd, int dir_fd, const char *name, const struct stat *st,
+            kp_error **err)
 {
-  struct stat st;
-  /* O_NONBLOCK: should the file be swapped for a fifo, fail instead of waiting forever. */
-  kp_cleanup_close int fd = open_checked (w, dir_fd, name, O_RDONLY | O_NONBLOCK, seen, &st, err);
-  if (fd < 0)
-    return -1;
   if (read_xattrs (w, fd, dir_fd, name, err) < 0)
     return -1;
 
@@ -357,7 +377,7 @@ visit_file (walk *w, int dir_fd, const char *name, const struct stat *seen, kp_e
   char hex[KP_BLAKE3_HEX_LEN + 1];
   kp_blake3_to_hex (digest, hex);
 
-  record_begin (w, 'f', &st);
+  record_begin (w, 'f', st);
   kp_buf_append (&w->record, hex, KP_BLAKE3_HEX_LEN);
   return record_end (w, err);
 }
@@ -430,9 +450,8 @@ enter_directory (walk *w, int fd_in, const struct stat *st, kp_error **err)
   if (record_end (w, err) < 0)
     return -1;
 
-  char **names = NULL;
-  size_t n_names = 0;
-  if (list_directory (w, fd, &names, &n_names, err) < 0)
+  frame child = { 0 };
+  if (list_directory (w, fd, &child, err) < 0)
     return -1;
   if (w->n_frames == w->cap_frames)
     {
@@ -446,16 +465,12 @@ enter_directory (walk *w, int fd_in, const struct stat *st, kp_error **err)
       close (parent->fd);
       parent->fd = -1;
     }
-  w->frames[w->n_frames++] = (frame) {
-    .fd = kp_steal_fd (&fd),
-    .dev = st->st_dev,
-    .ino = st->st_ino,
-    .names = names,
-    .n_names = n_names,
-    .next = 0,
-    .path_len = w->path.len,
-    .enc_len = w->enc_path.len,
-  };
+  child.fd = kp_steal_fd (&fd);
+  child.dev = st->st_dev;
+  child.ino = st->st_ino;
+  child.path_len = w->path.len;
+  child.enc_len = w->enc_path.len;
+  w->frames[w->n_frames++] = child;
   return 0;
 }
 
@@ -478,16 +493,46 @@ leave_directory (walk *w, kp_error **err)
       parent->fd = kp_steal_fd (&fd);
     }
   close (done->fd);
-  kp_strv_free (done->names);
+  free (done->name_store);
+  free (done->entries);
   w->n_frames--;
   return 0;
+}
+
+/* When readdir says "regular file" or "directory", open the entry straight away and take
+ * its status from the open descriptor, which saves an lstat per entry. Returns the
+ * descriptor, or -1 with errno 0 when the hint turned out stale (the caller then starts
+ * over with lstat), or -1 with errno set on a real failure. */
+static int
+open_by_hint (int dir_fd, const char *name, unsigned char type, struct stat *st)
+{
+  bool dir = type == DT_DIR;
+  /* O_NONBLOCK: should the file have become a fifo, do not wait for a writer. */
+  int flags = dir ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK;
+  kp_cleanup_close int fd = openat (dir_fd, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    {
+      /* A symbolic link or another type now stands there. */
+      if (errno == ELOOP || errno == ENOTDIR || errno == ENXIO || errno == EOPNOTSUPP)
+        errno = 0;
+      return -1;
+    }
+  if (fstat (fd, st) < 0)
+    return -1;
+  if (dir ? !S_ISDIR (st->st_mode) : !S_ISREG (st->st_mode))
+    {
+      errno = 0;
+      return -1;
+    }
+  return kp_steal_fd (&fd);
 }
 
 static int
 visit_next (walk *w, kp_error **err)
 {
   frame *f = &w->frames[w->n_frames - 1];
-  const char *name = f->names[f->next++];
+  const entry *e = &f->entries[f->next++];
+  const char *name = e->name;
   int dir_fd = f->fd;
 
   kp_buf_truncate (&w->path, f->path_len);
@@ -501,20 +546,40 @@ visit_next (walk *w, kp_error **err)
   kp_tree_digest_encode (&w->enc_path, name, strlen (name));
 
   struct stat st;
+  if (e->type == DT_REG || e->type == DT_DIR)
+    {
+      int fd = open_by_hint (dir_fd, name, e->type, &st);
+      if (fd >= 0 && e->type == DT_DIR)
+        return enter_directory (w, fd, &st, err);
+      if (fd >= 0)
+        {
+          kp_cleanup_close int file_fd = fd;
+          return visit_file (w, file_fd, dir_fd, name, &st, err);
+        }
+      if (errno != 0)
+        return walk_fail_errno (w, err, errno, "open");
+    }
+
   if (fstatat (dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return walk_fail_errno (w, err, errno, "stat");
 
+  struct stat opened;
   switch (st.st_mode & S_IFMT)
     {
     case S_IFREG:
-      return visit_file (w, dir_fd, name, &st, err);
-    case S_IFDIR:
       {
-        struct stat dst;
-        int fd = open_checked (w, dir_fd, name, O_RDONLY | O_DIRECTORY, &st, &dst, err);
+        kp_cleanup_close int fd
+            = open_checked (w, dir_fd, name, O_RDONLY | O_NONBLOCK, &st, &opened, err);
         if (fd < 0)
           return -1;
-        return enter_directory (w, fd, &dst, err);
+        return visit_file (w, fd, dir_fd, name, &opened, err);
+      }
+    case S_IFDIR:
+      {
+        int fd = open_checked (w, dir_fd, name, O_RDONLY | O_DIRECTORY, &st, &opened, err);
+        if (fd < 0)
+          return -1;
+        return enter_directory (w, fd, &opened, err);
       }
     case S_IFLNK:
       return visit_symlink (w, dir_fd, name, &st, err);
@@ -561,7 +626,7 @@ tree_digest_fd (int root_fd, const struct stat *st, const char *display,
   while (r == 0 && w.n_frames > 0)
     {
       frame *f = &w.frames[w.n_frames - 1];
-      if (f->next < f->n_names)
+      if (f->next < f->n_entries)
         r = visit_next (&w, err);
       else
         r = leave_directory (&w, err);
