@@ -215,3 +215,20 @@ def test_color_rules(kp):
     assert "\033[" in forced.stderr
     env = {"NO_COLOR": "1"}
     assert "\033[" not in kp("validate", "--color", "auto", path, env=env).stderr
+
+
+def test_global_options_before_the_command(kp):
+    r = kp("--json", "version")
+    assert r.returncode == 0 and r.json()["version"]
+    r = kp("--quiet", "new", "q", "--template", "minimal")
+    assert r.returncode == 0 and r.stderr == ""
+
+
+def test_store_option_and_variable(kp):
+    store = kp.tmp / "elsewhere"
+    r = kp("doctor", "--quick", "--json", "--store", store)
+    check = {c["id"]: c for c in r.json()["checks"]}["store"]
+    assert str(store) in check["detail"]
+    r = kp("doctor", "--quick", "--json", env={"KARAPACE_STORE": str(store / "env")})
+    check = {c["id"]: c for c in r.json()["checks"]}["store"]
+    assert str(store / "env") in check["detail"]
