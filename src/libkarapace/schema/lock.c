@@ -384,33 +384,30 @@ kp_lock_check_integrity (const kp_lock *lock, const char *path, kp_error **err)
   return -1;
 }
 
+/* Both lists are in normal form (sorted, unique), so one merge finds what the manifest
+ * adds and what it removes. */
 static void
 diff_list (kp_buf *line, const kp_setting *locked, const kp_setting *wanted)
 {
-  const char *sep = ": manifest adds ";
-  for (size_t i = 0; i < wanted->list_len; i++)
+  kp_cleanup_buf kp_buf added = KP_BUF_INIT;
+  kp_cleanup_buf kp_buf removed = KP_BUF_INIT;
+  size_t i = 0, j = 0;
+  while (i < wanted->list_len || j < locked->list_len)
     {
-      bool found = false;
-      for (size_t j = 0; j < locked->list_len && !found; j++)
-        found = strcmp (wanted->list[i].value, locked->list[j].value) == 0;
-      if (!found)
-        {
-          kp_buf_printf (line, "%s\"%s\"", sep, wanted->list[i].value);
-          sep = ", ";
-        }
+      int c = i == wanted->list_len   ? 1
+              : j == locked->list_len ? -1
+                                      : strcmp (wanted->list[i].value, locked->list[j].value);
+      if (c < 0)
+        kp_buf_printf (&added, "%s\"%s\"", added.len ? ", " : "", wanted->list[i++].value);
+      else if (c > 0)
+        kp_buf_printf (&removed, "%s\"%s\"", removed.len ? ", " : "", locked->list[j++].value);
+      else
+        i++, j++;
     }
-  sep = line->len && strstr (line->data, "adds") ? "; removes " : ": manifest removes ";
-  for (size_t j = 0; j < locked->list_len; j++)
-    {
-      bool found = false;
-      for (size_t i = 0; i < wanted->list_len && !found; i++)
-        found = strcmp (wanted->list[i].value, locked->list[j].value) == 0;
-      if (!found)
-        {
-          kp_buf_printf (line, "%s\"%s\"", sep, locked->list[j].value);
-          sep = ", ";
-        }
-    }
+  if (added.len)
+    kp_buf_printf (line, ": manifest adds %s", added.data);
+  if (removed.len)
+    kp_buf_printf (line, "%s removes %s", added.len ? ";" : ": manifest", removed.data);
 }
 
 char **

@@ -619,7 +619,12 @@ set_defaults (kp_manifest *m)
 static int
 compare_items (const void *a, const void *b)
 {
-  return strcmp (((const kp_list_item *) a)->value, ((const kp_list_item *) b)->value);
+  const kp_list_item *x = a, *y = b;
+  int r = strcmp (x->value, y->value);
+  if (r == 0)
+    r = x->pos.line != y->pos.line ? (x->pos.line < y->pos.line ? -1 : 1)
+                                   : (x->pos.column > y->pos.column) - (x->pos.column < y->pos.column);
+  return r;
 }
 
 static int
@@ -638,14 +643,8 @@ normalize (loader *l)
       kp_setting *s = &m->settings[i];
       if (opt->type == KP_OPT_STRING_LIST && !(opt->flags & KP_OPTF_ORDERED) && s->list_len)
         {
-          /* Stable for equal values so the first occurrence keeps its position. */
-          for (size_t a = 1; a < s->list_len; a++)
-            for (size_t b = a; b > 0 && compare_items (&s->list[b - 1], &s->list[b]) > 0; b--)
-              {
-                kp_list_item t = s->list[b - 1];
-                s->list[b - 1] = s->list[b];
-                s->list[b] = t;
-              }
+          /* Equal values are ordered by position so the first occurrence is kept. */
+          qsort (s->list, s->list_len, sizeof *s->list, compare_items);
           size_t out = 1;
           for (size_t a = 1; a < s->list_len; a++)
             {
