@@ -18,6 +18,10 @@
 typedef struct kp_pack_options
 {
   int64_t mtime_clamp; /* entries newer than this get this mtime; < 0: keep mtimes */
+  bool oci_whiteouts;  /* pack an overlay upper directory as an OCI layer: a character
+                          device 0:0 becomes ".wh.NAME", a directory marked opaque
+                          (user. or trusted.overlay.opaque = "y") gets ".wh..wh..opq", and
+                          the overlay's own attributes are left out */
 } kp_pack_options;
 
 /* Pack the directory `path` (relative to dirfd) as an uncompressed pax tar to out_fd.

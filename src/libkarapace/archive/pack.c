@@ -1,0 +1,647 @@
+/* pack.c — a tree as a tar that depends on nothing but the tree (docs/archive.md).
+ *
+ * The walk visits entries in the tree digest's order (depth first, a directory before its
+ * children, children sorted byte-wise), so the archive lists a layer exactly as its digest
+ * does. Every entry is built from scratch from lstat: numeric ids only, mode and type, the
+ * modification time to the second (clamped), never access, change or birth times, device
+ * and inode numbers, or user and group names. Hard links stay hard links: the first name of
+ * an inode in walk order carries the data, later names point back to it. Extended
+ * attributes go in pax SCHILY.xattr records sorted by name, without security.selinux,
+ * which belongs to the host's labelling policy rather than to the tree.
+ *
+ * The bytes pass through a write callback that hashes them on their way to out_fd, so the
+ * digest comes without a second read. */
+#include "archive/archive.h"
+#include "base/buf.h"
+#include "base/fs.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+/* Directory descriptors held at once before deeper levels give theirs back and reopen them
+ * through ".." on the way up. */
+#define KEEP_OPEN_DEPTH 64
+#define READ_BUFFER_SIZE (256 * 1024)
+#define OUT_BUFFER_SIZE (1024 * 1024)
+#define EXCLUDED_XATTR "security.selinux"
+
+typedef struct link_slot
+{
+  dev_t dev;
+  ino_t ino;
+  char *path; /* NULL: free slot */
+} link_slot;
+
+typedef struct pack
+{
+  struct archive *ar;
+  int out_fd;
+  int write_errno;
+  kp_blake3 hasher;
+  uint8_t *out_buf; /* bytes written by libarchive, not yet hashed and written */
+  size_t out_len;
+  int64_t mtime_clamp;
+  bool oci_whiteouts;
+  const char *root; /* as given, for messages */
+  kp_buf path;      /* relative path of the current entry ("" for the root) */
+  uint8_t *buf;
+  link_slot *links; /* open addressing on (dev, ino) */
+  size_t links_cap;
+  size_t links_used;
+  char *xattr_list;
+  size_t xattr_list_cap;
+  uint8_t *xattr_value;
+  size_t xattr_value_cap;
+} pack;
+
+/* ---- Output: hash, then write everything, retrying short writes and EINTR ----
+ *
+ * libarchive hands over one 10 KiB block at a time; gathering them into a large buffer
+ * lets BLAKE3 hash many chunks side by side and saves most of the write calls. */
+
+static int
+pack_flush (pack *pk)
+{
+  if (pk->out_len == 0)
+    return 0;
+  kp_blake3_update (&pk->hasher, pk->out_buf, pk->out_len);
+  int r = kp_write_all (pk->out_fd, pk->out_buf, pk->out_len);
+  pk->out_len = 0;
+  if (r < 0)
+    pk->write_errno = -r;
+  return r;
+}
+
+static la_ssize_t
+pack_write_cb (struct archive *ar, void *data, const void *buffer, size_t length)
+{
+  pack *pk = data;
+  const uint8_t *p = buffer;
+  size_t left = length;
+  while (left > 0)
+    {
+      size_t n = OUT_BUFFER_SIZE - pk->out_len;
+      if (n > left)
+        n = left;
+      memcpy (pk->out_buf + pk->out_len, p, n);
+      pk->out_len += n;
+      p += n;
+      left -= n;
+      if (pk->out_len == OUT_BUFFER_SIZE && pack_flush (pk) < 0)
+        {
+          archive_set_error (ar, pk->write_errno, "write: %s", strerror (pk->write_errno));
+          return -1;
+        }
+    }
+  return (la_ssize_t) length;
+}
+
+/* ---- Messages ---- */
+
+static char *
+pack_display (const pack *pk)
+{
+  if (pk->path.len == 0)
+    return xstrdup (pk->root);
+  return xasprintf ("%s/%s", pk->root, kp_buf_str (&pk->path));
+}
+
+static int
+pack_fail_errno (const pack *pk, kp_error **err, int errnum, const char *what)
+{
+  kp_cleanup_free char *display = pack_display (pk);
+  return kp_error_errno (err, errnum, "pack: %s '%s'", what, display);
+}
+
+static int
+pack_fail (const pack *pk, kp_error **err, const char *what)
+{
+  kp_cleanup_free char *display = pack_display (pk);
+  return kp_error_set (err, KP_EXIT_FAILURE, "pack: '%s': %s", display, what);
+}
+
+static int
+pack_fail_archive (pack *pk, kp_error **err)
+{
+  if (pk->write_errno)
+    return kp_error_errno (err, pk->write_errno, "pack: write the archive");
+  kp_cleanup_free char *display = pack_display (pk);
+  return kp_error_set (err, KP_EXIT_FAILURE, "pack: '%s': %s", display,
+                       archive_error_string (pk->ar) ? archive_error_string (pk->ar)
+                                                     : "archive error");
+}
+
+/* ---- Hard links: the first path of each (dev, ino) seen with st_nlink > 1 ---- */
+
+static size_t
+link_hash (dev_t dev, ino_t ino)
+{
+  uint64_t h = (uint64_t) ino * 0x9E3779B97F4A7C15ull ^ (uint64_t) dev * 0xC2B2AE3D27D4EB4Full;
+  return (size_t) (h ^ (h >> 29));
+}
+
+static link_slot *
+link_find (pack *pk, dev_t dev, ino_t ino)
+{
+  size_t mask = pk->links_cap - 1;
+  for (size_t i = link_hash (dev, ino) & mask;; i = (i + 1) & mask)
+    {
+      link_slot *s = &pk->links[i];
+      if (s->path == NULL || (s->dev == dev && s->ino == ino))
+        return s;
+    }
+}
+
+/* The earlier path of this inode, or NULL after remembering `path` as its first. */
+static const char *
+link_first_path (pack *pk, dev_t dev, ino_t ino, const char *path)
+{
+  if (2 * (pk->links_used + 1) > pk->links_cap)
+    {
+      link_slot *old = pk->links;
+      size_t old_cap = pk->links_cap;
+      pk->links_cap = old_cap ? 2 * old_cap : 256;
+      pk->links = xcalloc (pk->links_cap, sizeof (link_slot));
+      for (size_t i = 0; i < old_cap; i++)
+        if (old[i].path)
+          *link_find (pk, old[i].dev, old[i].ino) = old[i];
+      free (old);
+    }
+  link_slot *s = link_find (pk, dev, ino);
+  if (s->path)
+    return s->path;
+  s->dev = dev;
+  s->ino = ino;
+  s->path = xstrdup (path);
+  pk->links_used++;
+  return NULL;
+}
+
+/* ---- Extended attributes, sorted by name ---- */
+
+static int
+compare_strings (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+static ssize_t
+xattr_list (int fd, const char *proc_path, char *buf, size_t size)
+{
+  return fd >= 0 ? flistxattr (fd, buf, size) : llistxattr (proc_path, buf, size);
+}
+
+static ssize_t
+xattr_get (int fd, const char *proc_path, const char *name, void *buf, size_t size)
+{
+  return fd >= 0 ? fgetxattr (fd, name, buf, size) : lgetxattr (proc_path, name, buf, size);
+}
+
+/* Add the entry's attributes; through fd when it has one, else through its
+ * /proc/self/fd/DIR/NAME path (links and special files are never opened). */
+static bool
+is_overlay_xattr (const char *name)
+{
+  return kp_str_has_prefix (name, "trusted.overlay.") || kp_str_has_prefix (name, "user.overlay.");
+}
+
+/* With oci_whiteouts, the overlay's attributes stay out of the archive; *opaque says
+ * whether one of them marked the directory opaque. */
+static int
+add_xattrs (pack *pk, struct archive_entry *e, int fd, int dir_fd, const char *name,
+            bool *opaque, kp_error **err)
+{
+  kp_cleanup_free char *proc_path = NULL;
+  if (fd < 0)
+    proc_path = xasprintf ("/proc/self/fd/%d/%s", dir_fd, name);
+
+  ssize_t len;
+  for (;;)
+    {
+      len = xattr_list (fd, proc_path, NULL, 0);
+      if (len < 0 && (errno == ENOTSUP || errno == ENOSYS))
+        return 0;
+      if (len < 0)
+        return pack_fail_errno (pk, err, errno, "list extended attributes of");
+      if (len == 0)
+        return 0;
+      if ((size_t) len > pk->xattr_list_cap)
+        {
+          pk->xattr_list_cap = (size_t) len;
+          pk->xattr_list = xrealloc (pk->xattr_list, pk->xattr_list_cap);
+        }
+      len = xattr_list (fd, proc_path, pk->xattr_list, pk->xattr_list_cap);
+      if (len >= 0)
+        break;
+      if (errno != ERANGE)
+        return pack_fail_errno (pk, err, errno, "list extended attributes of");
+    }
+
+  kp_cleanup_free char **names = NULL;
+  size_t n = 0;
+  for (ssize_t off = 0; off < len; off += (ssize_t) strlen (pk->xattr_list + off) + 1)
+    {
+      const char *xname = pk->xattr_list + off;
+      if (*xname == '\0' || strcmp (xname, EXCLUDED_XATTR) == 0)
+        continue;
+      names = xreallocarray (names, n + 1, sizeof (char *));
+      names[n++] = pk->xattr_list + off;
+    }
+  if (n == 0)
+    return 0;
+  qsort (names, n, sizeof (char *), compare_strings);
+
+  for (size_t i = 0; i < n; i++)
+    {
+      ssize_t vlen;
+      for (;;)
+        {
+          vlen = xattr_get (fd, proc_path, names[i], NULL, 0);
+          if (vlen < 0)
+            break;
+          if ((size_t) vlen + 1 > pk->xattr_value_cap)
+            {
+              pk->xattr_value_cap = (size_t) vlen + 1;
+              pk->xattr_value = xrealloc (pk->xattr_value, pk->xattr_value_cap);
+            }
+          vlen = xattr_get (fd, proc_path, names[i], pk->xattr_value, pk->xattr_value_cap);
+          if (vlen >= 0 || errno != ERANGE)
+            break;
+        }
+      if (vlen < 0 && errno == ENODATA)
+        continue; /* removed since it was listed */
+      if (vlen < 0)
+        return pack_fail_errno (pk, err, errno, "read extended attributes of");
+      if (pk->oci_whiteouts && is_overlay_xattr (names[i]))
+        {
+          if (opaque && kp_str_has_suffix (names[i], ".overlay.opaque") && vlen == 1
+              && pk->xattr_value[0] == 'y')
+            *opaque = true;
+          continue;
+        }
+      archive_entry_xattr_add_entry (e, names[i], pk->xattr_value, (size_t) vlen);
+    }
+  return 0;
+}
+
+/* ---- Entries ---- */
+
+/* The fields every entry shares; never atime, ctime, birthtime, dev, ino or names. */
+static struct archive_entry *
+entry_new (const pack *pk, const struct stat *st)
+{
+  struct archive_entry *e = archive_entry_new ();
+  if (e == NULL)
+    kp_oom ();
+  if (pk->path.len == 0)
+    archive_entry_copy_pathname (e, "./");
+  else
+    archive_entry_copy_pathname (e, kp_buf_str (&pk->path));
+  archive_entry_set_mode (e, st->st_mode);
+  archive_entry_set_uid (e, (la_int64_t) st->st_uid);
+  archive_entry_set_gid (e, (la_int64_t) st->st_gid);
+  int64_t mtime = (int64_t) st->st_mtim.tv_sec;
+  if (pk->mtime_clamp >= 0 && mtime > pk->mtime_clamp)
+    mtime = pk->mtime_clamp;
+  archive_entry_set_mtime (e, (time_t) mtime, 0);
+  return e;
+}
+
+static void
+entry_freep (struct archive_entry **e)
+{
+  if (*e)
+    archive_entry_free (*e);
+}
+#define cleanup_entry __attribute__ ((cleanup (entry_freep)))
+
+static int
+write_header (pack *pk, struct archive_entry *e, kp_error **err)
+{
+  int r = archive_write_header (pk->ar, e);
+  if (r < ARCHIVE_WARN)
+    return pack_fail_archive (pk, err);
+  return 0;
+}
+
+static bool
+same_inode (const struct stat *a, const struct stat *b)
+{
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+static int
+pack_regular (pack *pk, int dir_fd, const char *name, const struct stat *seen, kp_error **err)
+{
+  kp_cleanup_close int fd
+      = openat (dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0)
+    return pack_fail_errno (pk, err, errno, "open");
+  struct stat st;
+  if (fstat (fd, &st) < 0)
+    return pack_fail_errno (pk, err, errno, "stat");
+  if (!S_ISREG (st.st_mode) || !same_inode (&st, seen))
+    return pack_fail (pk, err, "changed while it was being packed");
+
+  cleanup_entry struct archive_entry *e = entry_new (pk, &st);
+  archive_entry_set_size (e, (la_int64_t) st.st_size);
+  if (add_xattrs (pk, e, fd, dir_fd, name, NULL, err) < 0)
+    return -1;
+  if (write_header (pk, e, err) < 0)
+    return -1;
+
+  uint64_t left = (uint64_t) st.st_size;
+  while (left > 0)
+    {
+      size_t want = left < READ_BUFFER_SIZE ? (size_t) left : READ_BUFFER_SIZE;
+      ssize_t got = read (fd, pk->buf, want);
+      if (got < 0 && errno == EINTR)
+        continue;
+      if (got < 0)
+        return pack_fail_errno (pk, err, errno, "read");
+      if (got == 0)
+        return pack_fail (pk, err, "shrank while it was being packed");
+      if (archive_write_data (pk->ar, pk->buf, (size_t) got) != got)
+        return pack_fail_archive (pk, err);
+      left -= (uint64_t) got;
+    }
+  /* One more byte would mean the file grew: the archive would no longer match it. */
+  ssize_t extra;
+  do
+    extra = read (fd, pk->buf, 1);
+  while (extra < 0 && errno == EINTR);
+  if (extra > 0)
+    return pack_fail (pk, err, "grew while it was being packed");
+  return 0;
+}
+
+static int
+pack_hardlink (pack *pk, const struct stat *st, const char *first, kp_error **err)
+{
+  cleanup_entry struct archive_entry *e = entry_new (pk, st);
+  archive_entry_copy_hardlink (e, first);
+  archive_entry_set_size (e, 0);
+  return write_header (pk, e, err);
+}
+
+static int
+pack_other (pack *pk, int dir_fd, const char *name, const struct stat *st, kp_error **err)
+{
+  cleanup_entry struct archive_entry *e = entry_new (pk, st);
+  archive_entry_set_size (e, 0);
+  if (S_ISLNK (st->st_mode))
+    {
+      size_t cap = st->st_size > 0 ? (size_t) st->st_size + 1 : 256;
+      kp_cleanup_free char *target = NULL;
+      for (;;)
+        {
+          target = xrealloc (target, cap);
+          ssize_t n = readlinkat (dir_fd, name, target, cap);
+          if (n < 0)
+            return pack_fail_errno (pk, err, errno, "read link");
+          if ((size_t) n < cap)
+            {
+              target[n] = '\0';
+              break;
+            }
+          cap *= 2;
+        }
+      archive_entry_copy_symlink (e, target);
+    }
+  else if (S_ISCHR (st->st_mode) || S_ISBLK (st->st_mode))
+    {
+      archive_entry_set_rdevmajor (e, major (st->st_rdev));
+      archive_entry_set_rdevminor (e, minor (st->st_rdev));
+    }
+  if (add_xattrs (pk, e, -1, dir_fd, name, NULL, err) < 0)
+    return -1;
+  return write_header (pk, e, err);
+}
+
+/* An OCI whiteout marker: an empty regular file named DIR/.wh.NAME (or .wh..wh..opq),
+ * with the owner and time of what it stands for. */
+static int
+pack_whiteout_marker (pack *pk, const struct stat *st, const char *marker_path, mode_t perm,
+                      kp_error **err)
+{
+  struct stat marker = *st;
+  marker.st_mode = S_IFREG | perm;
+  cleanup_entry struct archive_entry *e = entry_new (pk, &marker);
+  archive_entry_copy_pathname (e, marker_path);
+  archive_entry_set_size (e, 0);
+  return write_header (pk, e, err);
+}
+
+static int
+list_sorted (pack *pk, int fd, char ***out, kp_error **err)
+{
+  int dup_fd = openat (fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dup_fd < 0)
+    return pack_fail_errno (pk, err, errno, "open directory");
+  kp_cleanup_dir DIR *dir = fdopendir (dup_fd);
+  if (dir == NULL)
+    {
+      int e = errno;
+      close (dup_fd);
+      return pack_fail_errno (pk, err, e, "list directory");
+    }
+  kp_cleanup_strv char **names = xcalloc (1, sizeof (char *));
+  size_t n = 0, cap = 1;
+  for (;;)
+    {
+      errno = 0;
+      struct dirent *de = readdir (dir);
+      if (de == NULL)
+        {
+          if (errno)
+            return pack_fail_errno (pk, err, errno, "list directory");
+          break;
+        }
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      if (n + 2 > cap)
+        {
+          cap = 2 * cap + 16;
+          names = xreallocarray (names, cap, sizeof (char *));
+        }
+      names[n++] = xstrdup (de->d_name);
+      names[n] = NULL;
+    }
+  qsort (names, n, sizeof (char *), compare_strings);
+  *out = kp_steal_pointer (&names);
+  return 0;
+}
+
+/* Pack the directory held by *fd (already written as an entry) and everything below it.
+ * *fd may be closed and reopened on the way for deep trees; it is valid on return. */
+static int
+pack_children (pack *pk, int *fd, const struct stat *dir_st, size_t depth, kp_error **err)
+{
+  kp_cleanup_strv char **names = NULL;
+  if (list_sorted (pk, *fd, &names, err) < 0)
+    return -1;
+  size_t base_len = pk->path.len;
+
+  for (size_t i = 0; names[i]; i++)
+    {
+      const char *name = names[i];
+      kp_buf_truncate (&pk->path, base_len);
+      if (base_len)
+        kp_buf_putc (&pk->path, '/');
+      kp_buf_puts (&pk->path, name);
+
+      struct stat st;
+      if (fstatat (*fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return pack_fail_errno (pk, err, errno, "stat");
+
+      if (S_ISSOCK (st.st_mode))
+        continue; /* tar has no way to hold a socket (docs/archive.md) */
+
+      if (pk->oci_whiteouts && S_ISCHR (st.st_mode) && st.st_rdev == makedev (0, 0))
+        {
+          kp_cleanup_free char *marker
+              = base_len ? xasprintf ("%.*s/.wh.%s", (int) base_len, pk->path.data, name)
+                         : xasprintf (".wh.%s", name);
+          if (pack_whiteout_marker (pk, &st, marker, 0644, err) < 0)
+            return -1;
+          continue;
+        }
+
+      if (!S_ISDIR (st.st_mode) && st.st_nlink > 1)
+        {
+          const char *first = link_first_path (pk, st.st_dev, st.st_ino, kp_buf_str (&pk->path));
+          if (first)
+            {
+              if (pack_hardlink (pk, &st, first, err) < 0)
+                return -1;
+              continue;
+            }
+        }
+
+      int r;
+      if (S_ISREG (st.st_mode))
+        r = pack_regular (pk, *fd, name, &st, err);
+      else if (S_ISDIR (st.st_mode))
+        {
+          kp_cleanup_close int child
+              = openat (*fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (child < 0)
+            return pack_fail_errno (pk, err, errno, "open directory");
+          struct stat cst;
+          if (fstat (child, &cst) < 0)
+            return pack_fail_errno (pk, err, errno, "stat");
+          if (!same_inode (&cst, &st))
+            return pack_fail (pk, err, "changed while it was being packed");
+          {
+            bool opaque = false;
+            cleanup_entry struct archive_entry *e = entry_new (pk, &cst);
+            if (add_xattrs (pk, e, child, *fd, name, &opaque, err) < 0
+                || write_header (pk, e, err) < 0)
+              return -1;
+            if (opaque)
+              {
+                kp_cleanup_free char *marker
+                    = xasprintf ("%s/.wh..wh..opq", kp_buf_str (&pk->path));
+                if (pack_whiteout_marker (pk, &cst, marker, 0644, err) < 0)
+                  return -1;
+              }
+          }
+          bool give_back = depth >= KEEP_OPEN_DEPTH;
+          if (give_back)
+            {
+              close (*fd);
+              *fd = -1;
+            }
+          r = pack_children (pk, &child, &cst, depth + 1, err);
+          if (give_back)
+            {
+              *fd = openat (child, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+              struct stat back;
+              if (*fd < 0 || fstat (*fd, &back) < 0 || !same_inode (&back, dir_st))
+                return r < 0 ? r : pack_fail (pk, err, "moved while it was being packed");
+            }
+        }
+      else
+        r = pack_other (pk, *fd, name, &st, err);
+      if (r < 0)
+        return -1;
+    }
+  kp_buf_truncate (&pk->path, base_len);
+  return 0;
+}
+
+static void
+pack_clear (pack *pk)
+{
+  if (pk->ar)
+    archive_write_free (pk->ar);
+  for (size_t i = 0; i < pk->links_cap; i++)
+    free (pk->links[i].path);
+  free (pk->links);
+  free (pk->buf);
+  free (pk->out_buf);
+  free (pk->xattr_list);
+  free (pk->xattr_value);
+  kp_buf_clear (&pk->path);
+}
+
+int
+kp_archive_pack (int dirfd, const char *path, int out_fd, const kp_pack_options *opts,
+                 uint8_t digest[KP_BLAKE3_OUT_LEN], kp_error **err)
+{
+  __attribute__ ((cleanup (pack_clear))) pack pk = { 0 };
+  pk.out_fd = out_fd;
+  pk.mtime_clamp = opts ? opts->mtime_clamp : -1;
+  pk.oci_whiteouts = opts && opts->oci_whiteouts;
+  pk.root = path;
+  pk.buf = xmalloc (READ_BUFFER_SIZE);
+  pk.out_buf = xmalloc (OUT_BUFFER_SIZE);
+  kp_blake3_init (&pk.hasher);
+
+  kp_cleanup_close int root = openat (dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (root < 0)
+    return pack_fail_errno (&pk, err, errno, "open directory");
+  struct stat st;
+  if (fstat (root, &st) < 0)
+    return pack_fail_errno (&pk, err, errno, "stat");
+
+  pk.ar = archive_write_new ();
+  if (pk.ar == NULL)
+    kp_oom ();
+  if (archive_write_set_format_pax_restricted (pk.ar) != ARCHIVE_OK
+      || archive_write_set_format_option (pk.ar, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK
+      || archive_write_add_filter_none (pk.ar) != ARCHIVE_OK)
+    return kp_error_set (err, KP_EXIT_FAILURE, "pack: set up the archive writer: %s",
+                         archive_error_string (pk.ar));
+  if (archive_write_open (pk.ar, &pk, NULL, pack_write_cb, NULL) != ARCHIVE_OK)
+    return pack_fail_archive (&pk, err);
+
+  {
+    /* The root's own entry carries its mode, owner and attributes, which the digest
+     * counts too. */
+    bool opaque = false;
+    cleanup_entry struct archive_entry *e = entry_new (&pk, &st);
+    if (add_xattrs (&pk, e, root, -1, NULL, &opaque, err) < 0 || write_header (&pk, e, err) < 0)
+      return -1;
+    if (opaque && pack_whiteout_marker (&pk, &st, ".wh..wh..opq", 0644, err) < 0)
+      return -1;
+  }
+  if (pack_children (&pk, &root, &st, 0, err) < 0)
+    return -1;
+  if (archive_write_close (pk.ar) != ARCHIVE_OK)
+    return pack_fail_archive (&pk, err);
+  if (pack_flush (&pk) < 0)
+    return kp_error_errno (err, pk.write_errno, "pack: write the archive");
+  if (digest)
+    kp_blake3_final (&pk.hasher, digest, KP_BLAKE3_OUT_LEN);
+  return 0;
+}
