@@ -12,6 +12,9 @@ KP_CMD_DECLARE (validate);
 KP_CMD_DECLARE (digest);
 KP_CMD_DECLARE (doctor);
 KP_CMD_DECLARE (unshare);
+KP_CMD_DECLARE (gc);
+KP_CMD_DECLARE (verify_store);
+KP_CMD_DECLARE (migrate);
 KP_CMD_DECLARE (completions);
 KP_CMD_DECLARE (version);
 
@@ -56,5 +59,21 @@ KP_CMD_DECLARE (version);
   "from /etc/subuid and /etc/subgid, so files of other owners in the store can be read\n"  \
   "and removed. Mounts made inside stay inside. Exits with CMD's status (128+N when\n"     \
   "signal N killed it; 127 when CMD is not found).\n"
+
+#define KP_CMD_GC_HELP                                                                        \
+  "Deletes the objects and layers no environment references. Every environment keeps what\n"\
+  "it uses, whatever its state (running, frozen and archived ones included). Interrupting\n" \
+  "it (Ctrl-C) stops between two deletions and leaves the store consistent.\n\n"             \
+  "Options:\n"                                                                                \
+  "  -n, --dry-run       only report what would be freed\n"
+
+#define KP_CMD_VERIFY_STORE_HELP                                                              \
+  "Rolls back unfinished work, then re-hashes every object, checks every environment\n"     \
+  "record's checksum and references, every layer's record and tree digest, the journal and\n"\
+  "leftovers. Prints a report; exits 3 when anything is wrong.\n"
+
+#define KP_CMD_MIGRATE_HELP                                                                   \
+  "Reports the store's format version and upgrades it to the current one (version 1 is the\n"\
+  "only format so far). A store written by a newer karapace is refused, never downgraded.\n"
 
 #endif

@@ -1,0 +1,270 @@
+/* layer.c — layers: layers/<tree_digest>/{tree/,layer.json}, made from tar objects.
+ *
+ * Layer trees hold files owned by subordinate ids, which the user cannot touch from the
+ * host, so unpacking, digesting and deleting them run inside the store's user namespace
+ * (kp_userns_run). That runs in a child process: results come back through a small
+ * shared mapping. A layer is built complete in tmp/ (tree, record), synced, then renamed
+ * into place in one step, with a journal entry that removes it again should the process
+ * die before the layer is durable. A layer that already exists is kept: same digest, same
+ * tree. */
+#include "store-private.h"
+
+#include "archive/archive.h"
+#include "base/fs.h"
+#include "base/json.h"
+#include "hash/treedigest.h"
+#include "sandbox/userns.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *const kind_names[] = { "base", "packages", "snapshot" };
+
+const char *
+kp_layer_kind_name (kp_layer_kind kind)
+{
+  return (size_t) kind < KP_N_ELEMENTS (kind_names) ? kind_names[kind] : "unknown";
+}
+
+/* ---- work in the user namespace ---- */
+
+typedef struct shared_result
+{
+  char digest[KP_BLAKE3_HEX_LEN + 1];
+  uint64_t bytes;
+} shared_result;
+
+static shared_result *
+shared_new (void)
+{
+  void *p = mmap (NULL, sizeof (shared_result), PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    kp_oom ();
+  memset (p, 0, sizeof (shared_result));
+  return p;
+}
+
+static void
+shared_free (shared_result *r)
+{
+  munmap (r, sizeof *r);
+}
+
+typedef struct unpack_call
+{
+  int tar_fd;
+  int dirfd;  /* the directory holding "tree" */
+  shared_result *out;
+} unpack_call;
+
+static int
+unpack_in_namespace (void *data, kp_error **err)
+{
+  unpack_call *c = data;
+  kp_cleanup_close int tree = openat (c->dirfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW
+                                      | O_CLOEXEC);
+  if (tree < 0)
+    return kp_error_errno (err, errno, "open the new tree");
+  kp_unpack_options opts = { .preserve_owner = true, .oci_whiteouts = true };
+  kp_unpack_stats stats = { 0 };
+  if (kp_archive_unpack (c->tar_fd, tree, &opts, &stats, err) < 0)
+    return -1;
+  uint8_t d[KP_BLAKE3_OUT_LEN];
+  if (kp_tree_digest (c->dirfd, "tree", d, NULL, NULL, err) < 0)
+    return -1;
+  /* The tree must be on disk before it gets a name anyone relies on. */
+  if (syncfs (tree) < 0)
+    return kp_error_errno (err, errno, "sync the new tree");
+  kp_blake3_to_hex (d, c->out->digest);
+  c->out->bytes = stats.bytes;
+  return 0;
+}
+
+typedef struct digest_call
+{
+  int dirfd;
+  const char *name;
+  shared_result *out;
+} digest_call;
+
+static int
+digest_in_namespace (void *data, kp_error **err)
+{
+  digest_call *c = data;
+  uint8_t d[KP_BLAKE3_OUT_LEN];
+  if (kp_tree_digest (c->dirfd, c->name, d, NULL, NULL, err) < 0)
+    return -1;
+  kp_blake3_to_hex (d, c->out->digest);
+  return 0;
+}
+
+int
+kp_store_tree_digest (kp_store *store, int dirfd, const char *name,
+                      char out[KP_BLAKE3_HEX_LEN + 1], kp_error **err)
+{
+  shared_result *res = shared_new ();
+  digest_call c = { dirfd, name, res };
+  int r = kp_userns_run (digest_in_namespace, &c, err);
+  if (r == 0)
+    memcpy (out, res->digest, KP_BLAKE3_HEX_LEN + 1);
+  shared_free (res);
+  return r;
+}
+
+typedef struct rm_call
+{
+  int dirfd;
+  const char *name;
+} rm_call;
+
+static int
+rm_in_namespace (void *data, kp_error **err)
+{
+  rm_call *c = data;
+  return kp_store_rm_rf_at (c->dirfd, c->name, err);
+}
+
+int
+kp_store_rm_rf_any (int dirfd, const char *name, kp_error **err)
+{
+  kp_error *first = NULL;
+  if (kp_store_rm_rf_at (dirfd, name, &first) == 0)
+    return 0;
+  int e = first->errno_value;
+  kp_error_free (first);
+  if (e != EACCES && e != EPERM)
+    return kp_store_rm_rf_at (dirfd, name, err);
+  /* Files of subordinate ids: only the user namespace can remove them. */
+  rm_call c = { dirfd, name };
+  if (kp_userns_run (rm_in_namespace, &c, err) < 0)
+    return kp_store_wrap (err, "run 'karapace unshare rm -rf PATH' to remove it by hand");
+  return 0;
+}
+
+/* ---- records ---- */
+
+static int
+write_record (kp_store *store, int dirfd, const kp_layer_info *info, kp_error **err)
+{
+  kp_cleanup_json json_t *doc = json_pack ("{s:i,s:s,s:s,s:I,s:I}", "format", 1, "tree_digest",
+                                           info->tree_digest, "kind",
+                                           kp_layer_kind_name (info->kind), "size",
+                                           (json_int_t) info->size, "created",
+                                           (json_int_t) time (NULL));
+  json_object_set_new (doc, "parent", info->parent[0] ? json_string (info->parent)
+                                                      : json_null ());
+  json_object_set_new (doc, "tar", info->tar[0] ? json_string (info->tar) : json_null ());
+  kp_cleanup_free char *text = kp_store_json_dump_checked (doc);
+  return kp_store_write_file (store, dirfd, "layer.json", text, strlen (text), err);
+}
+
+int
+kp_store_layer_read (kp_store *store, const char *digest, kp_layer_info *info, kp_error **err)
+{
+  if (!kp_store_is_object_id (digest))
+    return kp_store_fail (err, NULL, "'%s' is not a layer digest", digest);
+  kp_cleanup_json json_t *doc = kp_store_layer_record (store, digest, err);
+  if (doc == NULL)
+    return -1;
+  memset (info, 0, sizeof *info);
+  memcpy (info->tree_digest, digest, sizeof info->tree_digest);
+  const char *kind = json_string_value (json_object_get (doc, "kind"));
+  info->kind = KP_LAYER_BASE;
+  for (size_t i = 0; kind && i < KP_N_ELEMENTS (kind_names); i++)
+    if (strcmp (kind, kind_names[i]) == 0)
+      info->kind = (kp_layer_kind) i;
+  const char *parent = json_string_value (json_object_get (doc, "parent"));
+  const char *tar = json_string_value (json_object_get (doc, "tar"));
+  snprintf (info->parent, sizeof info->parent, "%s", parent ? parent : "");
+  snprintf (info->tar, sizeof info->tar, "%s", tar ? tar : "");
+  info->size = (uint64_t) json_integer_value (json_object_get (doc, "size"));
+  return 0;
+}
+
+/* ---- creating a layer ---- */
+
+int
+kp_store_layer_from_tar (kp_store *store, const char *tar_id, kp_layer_kind kind,
+                         const char *parent, char digest[KP_BLAKE3_HEX_LEN + 1],
+                         kp_error **err)
+{
+  if (kp_store_require_writable (store, "create a layer", err) < 0)
+    return -1;
+  if (parent)
+    {
+      struct stat st;
+      if (!kp_store_is_object_id (parent)
+          || fstatat (store->layers_fd, parent, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return kp_store_fail (err, NULL, "parent layer '%s' is not in the store", parent);
+    }
+  /* The tar is verified as a whole first; under the exclusive lock nobody else writes
+     objects while we unpack it. */
+  if (kp_store_verify_object (store, tar_id, NULL, err) < 0)
+    return kp_error_prefix (err, "create a layer");
+
+  kp_cleanup_free char *tmpname = NULL;
+  if (kp_store_tmp_mkdir (store, &tmpname, err) < 0)
+    return -1;
+  kp_cleanup_close int dirfd = openat (store->tmp_fd, tmpname,
+                                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dirfd < 0 || mkdirat (dirfd, "tree", 0755) < 0)
+    return kp_store_fail_errno (err, errno, "cannot prepare a layer in '%s/tmp'", store->path);
+  char rel[KP_STORE_OBJECT_ID_LEN + 2];
+  kp_store_object_relpath (tar_id, rel);
+  kp_cleanup_close int tar_fd = openat (store->objects_fd, rel,
+                                        O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (tar_fd < 0)
+    return kp_store_fail_errno (err, errno, "cannot open object %s", tar_id);
+
+  shared_result *res = shared_new ();
+  unpack_call call = { tar_fd, dirfd, res };
+  int r = kp_userns_run (unpack_in_namespace, &call, err);
+  kp_layer_info info = { .kind = kind, .size = res->bytes };
+  memcpy (info.tree_digest, res->digest, sizeof info.tree_digest);
+  shared_free (res);
+  if (r < 0)
+    {
+      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
+      kp_error_prefix (err, "unpack object %.12s into a layer", tar_id);
+      return kp_store_wrap (err, NULL);
+    }
+  snprintf (info.parent, sizeof info.parent, "%s", parent ? parent : "");
+  snprintf (info.tar, sizeof info.tar, "%s", tar_id);
+  memcpy (digest, info.tree_digest, KP_BLAKE3_HEX_LEN + 1);
+
+  struct stat st;
+  if (fstatat (store->layers_fd, info.tree_digest, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    {
+      /* Already there: the same digest names the same tree. */
+      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
+      return 0;
+    }
+  if (write_record (store, dirfd, &info, err) < 0)
+    {
+      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
+      return -1;
+    }
+  kp_cleanup_free char *undo = xasprintf ("layers/%s", info.tree_digest);
+  kp_cleanup_store_txn kp_store_txn *txn = kp_store_txn_begin (store, "create layer", err);
+  if (txn == NULL || kp_store_txn_undo_remove (txn, undo, err) < 0)
+    {
+      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
+      return -1;
+    }
+  if (renameat (store->tmp_fd, tmpname, store->layers_fd, info.tree_digest) < 0)
+    {
+      int saved = errno;
+      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
+      return kp_store_fail_errno (err, saved, "cannot move layer %.12s into place",
+                                  info.tree_digest);
+    }
+  if (kp_store_fsync_dir (store->layers_fd, "layers", err) < 0)
+    return -1;
+  return kp_store_txn_commit (kp_steal_pointer (&txn), err);
+}
