@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-COMMANDS = ["new", "validate", "digest", "doctor", "unshare", "completions", "version"]
+COMMANDS = ["new", "validate", "digest", "doctor", "gc", "verify-store", "migrate", "unshare",
+            "completions", "version"]
 TEMPLATES = ["minimal", "debian", "dev", "gui-dev", "rust-dev", "ubuntu-dev"]
 
 
