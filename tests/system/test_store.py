@@ -251,3 +251,31 @@ def test_gc_interrupted_leaves_a_consistent_store(kp, store):
     assert r.returncode == 0 and not r.json()["interrupted"]
     left = [p for p in (store / "objects").rglob("*") if p.is_file()]
     assert [p.parent.name + p.name for p in left] == [keep]
+
+
+TORTURE = os.environ.get("KARAPACE_STORE_TORTURE")
+needs_torture = pytest.mark.skipif(not TORTURE, reason="KARAPACE_STORE_TORTURE is not set (meson test sets it)")
+
+
+@needs_torture
+def test_crash_safety_rootless(tmp_path):
+    """200 SIGKILLs at random moments of puts, record updates and gc, as the user."""
+    r = subprocess.run([TORTURE, "crash", "200", str(tmp_path / "store")], capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@needs_torture
+def test_concurrency_rootless(tmp_path):
+    r = subprocess.run([TORTURE, "concurrency", "8", "10", str(tmp_path / "store")],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@needs_torture
+def test_full_disk_rootless(tmp_path):
+    """A tiny tmpfs mounted in a user and mount namespace: no root needed."""
+    r = subprocess.run([TORTURE, "full-disk", str(tmp_path)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "hit ENOSPC" in r.stdout + r.stderr
