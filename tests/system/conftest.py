@@ -2,6 +2,7 @@
 user, with a private store, configuration and XDG directories per test."""
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -66,6 +67,20 @@ class Karapace:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         return path
+
+
+@pytest.fixture(autouse=True)
+def _remove_subordinate_files(tmp_path):
+    """Stores made by a test hold layer trees owned by subordinate ids, which the user can
+    only remove inside the store's user namespace: clean them up that way."""
+    yield
+    if os.getuid() == 0 or not tmp_path.exists():
+        return
+    try:
+        shutil.rmtree(tmp_path)
+    except OSError:
+        subprocess.run([KARAPACE, "unshare", "--", "rm", "-rf", str(tmp_path)],
+                       capture_output=True, timeout=120)
 
 
 @pytest.fixture
