@@ -70,6 +70,11 @@ enum
 /* Handle an option of the common set. Returns KP_CLI_CONTINUE when handled, or an exit
  * status (0 after --help, KP_EXIT_USAGE for a bad value or an unknown option). */
 int kp_cli_common_option (kp_cli *cli, const kp_cli_command *cmd, int c, const char *arg);
+/* Parse argv for a command that has only the common options. `stop_at_operand` makes
+ * options end at the first operand (for commands that run another command). Returns
+ * KP_CLI_CONTINUE with optind at the first operand, or an exit status. */
+int kp_cli_parse_common (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv,
+                         bool stop_at_operand);
 void kp_cli_print_command_help (const kp_cli *cli, const kp_cli_command *cmd, FILE *out);
 /* A usage error: message, then "Try 'karapace CMD --help'". Returns KP_EXIT_USAGE. */
 int kp_cli_usage_error (const kp_cli *cli, const kp_cli_command *cmd, const char *fmt, ...)

@@ -80,14 +80,9 @@ print_fish (void)
 int
 kp_cmd_completions (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
 {
-  static const struct option options[] = { KP_CLI_COMMON_LONG_OPTIONS, { NULL, 0, NULL, 0 } };
-  int c;
-  while ((c = getopt_long (argc, argv, KP_CLI_COMMON_SHORT_OPTIONS, options, NULL)) != -1)
-    {
-      int r = kp_cli_common_option (cli, cmd, c, optarg);
-      if (r != KP_CLI_CONTINUE)
-        return r;
-    }
+  int parsed = kp_cli_parse_common (cli, cmd, argc, argv, false);
+  if (parsed != KP_CLI_CONTINUE)
+    return parsed;
   if (optind + 1 != argc)
     return kp_cli_usage_error (cli, cmd, "name one shell: bash, zsh or fish");
   const char *shell = argv[optind];

@@ -10,15 +10,10 @@
 int
 kp_cmd_unshare (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
 {
-  static const struct option options[] = { KP_CLI_COMMON_LONG_OPTIONS, { NULL, 0, NULL, 0 } };
-  int c;
-  /* "+": options end at the command, so `karapace unshare id -u` passes -u to id. */
-  while ((c = getopt_long (argc, argv, "+" KP_CLI_COMMON_SHORT_OPTIONS, options, NULL)) != -1)
-    {
-      int r = kp_cli_common_option (cli, cmd, c, optarg);
-      if (r != KP_CLI_CONTINUE)
-        return r;
-    }
+  /* Options end at the command, so `karapace unshare id -u` passes -u to id. */
+  int parsed = kp_cli_parse_common (cli, cmd, argc, argv, true);
+  if (parsed != KP_CLI_CONTINUE)
+    return parsed;
   char *shell_argv[2] = { NULL, NULL };
   char **command = argv + optind;
   if (optind >= argc)

@@ -149,6 +149,23 @@ kp_cli_common_option (kp_cli *cli, const kp_cli_command *cmd, int c, const char 
     }
 }
 
+int
+kp_cli_parse_common (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv,
+                     bool stop_at_operand)
+{
+  static const struct option options[] = { KP_CLI_COMMON_LONG_OPTIONS, { NULL, 0, NULL, 0 } };
+  const char *shortopts = stop_at_operand ? "+" KP_CLI_COMMON_SHORT_OPTIONS
+                                          : KP_CLI_COMMON_SHORT_OPTIONS;
+  int c;
+  while ((c = getopt_long (argc, argv, shortopts, options, NULL)) != -1)
+    {
+      int r = kp_cli_common_option (cli, cmd, c, optarg);
+      if (r != KP_CLI_CONTINUE)
+        return r;
+    }
+  return KP_CLI_CONTINUE;
+}
+
 static const char *
 suggest_command (const char *name)
 {
