@@ -14,6 +14,7 @@
 #include "archive/archive.h"
 #include "base/buf.h"
 #include "base/fs.h"
+#include "base/xattr.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -24,7 +25,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 /* Directory descriptors held at once before deeper levels give theirs back and reopen them
@@ -32,7 +32,6 @@
 #define KEEP_OPEN_DEPTH 64
 #define READ_BUFFER_SIZE (256 * 1024)
 #define OUT_BUFFER_SIZE (1024 * 1024)
-#define EXCLUDED_XATTR "security.selinux"
 
 typedef struct link_slot
 {
@@ -57,10 +56,7 @@ typedef struct pack
   link_slot *links; /* open addressing on (dev, ino) */
   size_t links_cap;
   size_t links_used;
-  char *xattr_list;
-  size_t xattr_list_cap;
-  uint8_t *xattr_value;
-  size_t xattr_value_cap;
+  kp_xattrs xattrs;
 } pack;
 
 /* ---- Output: hash, then write everything, retrying short writes and EINTR ----
@@ -186,109 +182,42 @@ link_first_path (pack *pk, dev_t dev, ino_t ino, const char *path)
   return NULL;
 }
 
-/* ---- Extended attributes, sorted by name ---- */
-
 static int
 compare_strings (const void *a, const void *b)
 {
   return strcmp (*(char *const *) a, *(char *const *) b);
 }
 
-static ssize_t
-xattr_list (int fd, const char *proc_path, char *buf, size_t size)
-{
-  return fd >= 0 ? flistxattr (fd, buf, size) : llistxattr (proc_path, buf, size);
-}
+/* ---- Extended attributes, sorted by name ---- */
 
-static ssize_t
-xattr_get (int fd, const char *proc_path, const char *name, void *buf, size_t size)
-{
-  return fd >= 0 ? fgetxattr (fd, name, buf, size) : lgetxattr (proc_path, name, buf, size);
-}
-
-/* Add the entry's attributes; through fd when it has one, else through its
- * /proc/self/fd/DIR/NAME path (links and special files are never opened). */
 static bool
 is_overlay_xattr (const char *name)
 {
   return kp_str_has_prefix (name, "trusted.overlay.") || kp_str_has_prefix (name, "user.overlay.");
 }
 
-/* With oci_whiteouts, the overlay's attributes stay out of the archive; *opaque says
- * whether one of them marked the directory opaque. */
+/* Add the entry's attributes; through fd when it has one, else through its
+ * /proc/self/fd/DIR/NAME path (links and special files are never opened). With
+ * oci_whiteouts, the overlay's attributes stay out of the archive; *opaque says whether
+ * one of them marked the directory opaque. */
 static int
 add_xattrs (pack *pk, struct archive_entry *e, int fd, int dir_fd, const char *name,
             bool *opaque, kp_error **err)
 {
-  kp_cleanup_free char *proc_path = NULL;
-  if (fd < 0)
-    proc_path = xasprintf ("/proc/self/fd/%d/%s", dir_fd, name);
-
-  ssize_t len;
-  for (;;)
+  int r = kp_xattrs_read (&pk->xattrs, fd, dir_fd, name);
+  if (r < 0)
+    return pack_fail_errno (pk, err, -r, "read extended attributes of");
+  for (size_t i = 0; i < pk->xattrs.len; i++)
     {
-      len = xattr_list (fd, proc_path, NULL, 0);
-      if (len < 0 && (errno == ENOTSUP || errno == ENOSYS))
-        return 0;
-      if (len < 0)
-        return pack_fail_errno (pk, err, errno, "list extended attributes of");
-      if (len == 0)
-        return 0;
-      if ((size_t) len > pk->xattr_list_cap)
+      const kp_xattr *x = &pk->xattrs.items[i];
+      if (pk->oci_whiteouts && is_overlay_xattr (x->name))
         {
-          pk->xattr_list_cap = (size_t) len;
-          pk->xattr_list = xrealloc (pk->xattr_list, pk->xattr_list_cap);
-        }
-      len = xattr_list (fd, proc_path, pk->xattr_list, pk->xattr_list_cap);
-      if (len >= 0)
-        break;
-      if (errno != ERANGE)
-        return pack_fail_errno (pk, err, errno, "list extended attributes of");
-    }
-
-  kp_cleanup_free char **names = NULL;
-  size_t n = 0;
-  for (ssize_t off = 0; off < len; off += (ssize_t) strlen (pk->xattr_list + off) + 1)
-    {
-      const char *xname = pk->xattr_list + off;
-      if (*xname == '\0' || strcmp (xname, EXCLUDED_XATTR) == 0)
-        continue;
-      names = xreallocarray (names, n + 1, sizeof (char *));
-      names[n++] = pk->xattr_list + off;
-    }
-  if (n == 0)
-    return 0;
-  qsort (names, n, sizeof (char *), compare_strings);
-
-  for (size_t i = 0; i < n; i++)
-    {
-      ssize_t vlen;
-      for (;;)
-        {
-          vlen = xattr_get (fd, proc_path, names[i], NULL, 0);
-          if (vlen < 0)
-            break;
-          if ((size_t) vlen + 1 > pk->xattr_value_cap)
-            {
-              pk->xattr_value_cap = (size_t) vlen + 1;
-              pk->xattr_value = xrealloc (pk->xattr_value, pk->xattr_value_cap);
-            }
-          vlen = xattr_get (fd, proc_path, names[i], pk->xattr_value, pk->xattr_value_cap);
-          if (vlen >= 0 || errno != ERANGE)
-            break;
-        }
-      if (vlen < 0 && errno == ENODATA)
-        continue; /* removed since it was listed */
-      if (vlen < 0)
-        return pack_fail_errno (pk, err, errno, "read extended attributes of");
-      if (pk->oci_whiteouts && is_overlay_xattr (names[i]))
-        {
-          if (opaque && kp_str_has_suffix (names[i], ".overlay.opaque") && vlen == 1
-              && pk->xattr_value[0] == 'y')
+          if (opaque && kp_str_has_suffix (x->name, ".overlay.opaque") && x->len == 1
+              && x->value[0] == 'y')
             *opaque = true;
           continue;
         }
-      archive_entry_xattr_add_entry (e, names[i], pk->xattr_value, (size_t) vlen);
+      archive_entry_xattr_add_entry (e, x->name, x->value, x->len);
     }
   return 0;
 }
@@ -589,8 +518,7 @@ pack_clear (pack *pk)
   free (pk->links);
   free (pk->buf);
   free (pk->out_buf);
-  free (pk->xattr_list);
-  free (pk->xattr_value);
+  kp_xattrs_clear (&pk->xattrs);
   kp_buf_clear (&pk->path);
 }
 

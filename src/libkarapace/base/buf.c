@@ -106,6 +106,16 @@ kp_buf_put_utf8 (kp_buf *b, uint32_t cp)
   kp_buf_append (b, out, n);
 }
 
+char *
+kp_buf_extend (kp_buf *b, size_t n)
+{
+  buf_reserve (b, n);
+  char *at = b->data + b->len;
+  b->len += n;
+  b->data[b->len] = '\0';
+  return at;
+}
+
 void
 kp_buf_truncate (kp_buf *b, size_t len)
 {

@@ -21,6 +21,9 @@ void kp_buf_vprintf (kp_buf *b, const char *fmt, va_list ap) KP_PRINTF (2, 0);
 /* Append UTF-8 for a Unicode scalar value (caller checks validity). */
 void kp_buf_put_utf8 (kp_buf *b, uint32_t cp);
 void kp_buf_truncate (kp_buf *b, size_t len);
+/* Lengthen the buffer by n bytes and return where they start, for the caller to fill
+ * (their content is unspecified until then; the text stays NUL-terminated). */
+char *kp_buf_extend (kp_buf *b, size_t n);
 /* Give the text away; the buffer is empty afterwards. Never returns NULL. */
 char *kp_buf_steal (kp_buf *b);
 void kp_buf_clear (kp_buf *b);

@@ -12,20 +12,19 @@
  * lstat first, and only regular files and directories are ever opened. */
 #include "treedigest.h"
 
+#include "base/xattr.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 /* Directory descriptors held at once before the walk starts reopening parents via "..". */
 #define KEEP_OPEN_DEPTH 64
 
-/* Depends on the host's labelling policy, not on the tree: two machines would disagree. */
-#define EXCLUDED_XATTR "security.selinux"
 
 typedef struct entry
 {
@@ -57,6 +56,7 @@ typedef struct walk
   kp_buf enc_path; /* the same, percent-encoded */
   kp_buf record;
   kp_buf xattrs;
+  kp_xattrs xattr_set;
   uint8_t *file_buf;
   kp_blake3 hasher;
   kp_tree_digest_cb on_record;
@@ -137,14 +137,9 @@ walk_clear (walk *w)
   kp_buf_clear (&w->enc_path);
   kp_buf_clear (&w->record);
   kp_buf_clear (&w->xattrs);
+  kp_xattrs_clear (&w->xattr_set);
   free (w->file_buf);
   memset (w, 0, sizeof *w);
-}
-
-static int
-compare_strings (const void *a, const void *b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
 }
 
 static int
@@ -203,20 +198,6 @@ list_directory (const walk *w, int fd, frame *f, kp_error **err)
   return 0;
 }
 
-/* List an entry's extended attribute names, through its descriptor when it has one,
- * else through its /proc/self/fd path without following it. */
-static ssize_t
-xattr_list (int fd, const char *proc_path, char *buf, size_t size)
-{
-  return fd >= 0 ? flistxattr (fd, buf, size) : llistxattr (proc_path, buf, size);
-}
-
-static ssize_t
-xattr_get (int fd, const char *proc_path, const char *name, void *buf, size_t size)
-{
-  return fd >= 0 ? fgetxattr (fd, name, buf, size) : lgetxattr (proc_path, name, buf, size);
-}
-
 static int
 xattr_fail (const walk *w, kp_error **err, int errnum)
 {
@@ -231,79 +212,24 @@ xattr_fail (const walk *w, kp_error **err, int errnum)
 static int
 read_xattrs (walk *w, int fd, int dir_fd, const char *name, kp_error **err)
 {
-  kp_cleanup_free char *proc_path = NULL;
-  if (fd < 0)
-    proc_path = xasprintf ("/proc/self/fd/%d/%s", dir_fd, name);
-
   kp_buf_truncate (&w->xattrs, 0);
-  kp_cleanup_free char *list = NULL;
-  ssize_t list_len;
-  for (;;)
-    {
-      list_len = xattr_list (fd, proc_path, NULL, 0);
-      if (list_len < 0 && (errno == ENOTSUP || errno == ENOSYS))
-        list_len = 0; /* a filesystem without extended attributes has none */
-      if (list_len < 0)
-        return xattr_fail (w, err, errno);
-      if (list_len == 0)
-        break;
-      list = xrealloc (list, (size_t) list_len);
-      list_len = xattr_list (fd, proc_path, list, (size_t) list_len);
-      if (list_len >= 0)
-        break;
-      if (errno != ERANGE) /* ERANGE: the list grew meanwhile, ask again */
-        return xattr_fail (w, err, errno);
-    }
-
-  kp_cleanup_free char **names = NULL;
-  size_t n = 0;
-  for (ssize_t off = 0; off < list_len; off += (ssize_t) strlen (list + off) + 1)
-    {
-      if (strcmp (list + off, EXCLUDED_XATTR) == 0)
-        continue;
-      names = xreallocarray (names, n + 1, sizeof (char *));
-      names[n++] = list + off;
-    }
-  if (n == 0)
+  int r = kp_xattrs_read (&w->xattr_set, fd, dir_fd, name);
+  if (r < 0)
+    return xattr_fail (w, err, -r);
+  if (w->xattr_set.len == 0)
     {
       kp_buf_putc (&w->xattrs, '-');
       return 0;
     }
-  qsort (names, n, sizeof (char *), compare_strings);
-
-  kp_cleanup_free uint8_t *value = NULL;
-  size_t value_cap = 0;
-  bool first = true;
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < w->xattr_set.len; i++)
     {
-      ssize_t len;
-      for (;;)
-        {
-          len = xattr_get (fd, proc_path, names[i], NULL, 0);
-          if (len < 0)
-            break;
-          if ((size_t) len > value_cap)
-            {
-              value_cap = (size_t) len;
-              value = xrealloc (value, value_cap);
-            }
-          len = xattr_get (fd, proc_path, names[i], value, value_cap);
-          if (len >= 0 || errno != ERANGE)
-            break;
-        }
-      if (len < 0 && errno == ENODATA)
-        continue; /* removed since it was listed */
-      if (len < 0)
-        return xattr_fail (w, err, errno);
-      if (!first)
+      const kp_xattr *x = &w->xattr_set.items[i];
+      if (i > 0)
         kp_buf_putc (&w->xattrs, ',');
-      first = false;
-      kp_tree_digest_encode (&w->xattrs, names[i], strlen (names[i]));
+      kp_tree_digest_encode (&w->xattrs, x->name, strlen (x->name));
       kp_buf_putc (&w->xattrs, '=');
-      append_hex (&w->xattrs, value, (size_t) len);
+      append_hex (&w->xattrs, x->value, x->len);
     }
-  if (first)
-    kp_buf_putc (&w->xattrs, '-');
   return 0;
 }
 
