@@ -1,6 +1,6 @@
 /* pack.c — a tree as a tar that depends on nothing but the tree (docs/archive.md).
  *
- * The walk visits entries in the tree digest's order (depth first, a directory before its
+ * The walk is the tree digest's own (hash/treewalk.c: depth first, a directory before its
  * children, children sorted byte-wise), so the archive lists a layer exactly as its digest
  * does. Every entry is built from scratch from lstat: numeric ids only, mode and type, the
  * modification time to the second (clamped), never access, change or birth times, device
@@ -15,6 +15,7 @@
 #include "base/buf.h"
 #include "base/fs.h"
 #include "base/xattr.h"
+#include "hash/treewalk.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -27,9 +28,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-/* Directory descriptors held at once before deeper levels give theirs back and reopen them
- * through ".." on the way up. */
-#define KEEP_OPEN_DEPTH 64
 #define READ_BUFFER_SIZE (256 * 1024)
 #define OUT_BUFFER_SIZE (1024 * 1024)
 
@@ -182,12 +180,6 @@ link_first_path (pack *pk, dev_t dev, ino_t ino, const char *path)
   return NULL;
 }
 
-static int
-compare_strings (const void *a, const void *b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
 /* ---- Extended attributes, sorted by name ---- */
 
 static bool
@@ -262,25 +254,12 @@ write_header (pack *pk, struct archive_entry *e, kp_error **err)
   return 0;
 }
 
-static bool
-same_inode (const struct stat *a, const struct stat *b)
-{
-  return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
-}
-
+/* A regular file, open as fd (the walker checked its type and identity). */
 static int
-pack_regular (pack *pk, int dir_fd, const char *name, const struct stat *seen, kp_error **err)
+pack_regular (pack *pk, int fd, int dir_fd, const char *name, const struct stat *seen,
+              kp_error **err)
 {
-  kp_cleanup_close int fd
-      = openat (dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0)
-    return pack_fail_errno (pk, err, errno, "open");
-  struct stat st;
-  if (fstat (fd, &st) < 0)
-    return pack_fail_errno (pk, err, errno, "stat");
-  if (!S_ISREG (st.st_mode) || !same_inode (&st, seen))
-    return pack_fail (pk, err, "changed while it was being packed");
-
+  const struct stat st = *seen;
   cleanup_entry struct archive_entry *e = entry_new (pk, &st);
   archive_entry_set_size (e, (la_int64_t) st.st_size);
   if (add_xattrs (pk, e, fd, dir_fd, name, NULL, err) < 0)
@@ -370,142 +349,54 @@ pack_whiteout_marker (pack *pk, const struct stat *st, const char *marker_path, 
   return write_header (pk, e, err);
 }
 
+/* Write one entry of the walk (docs/archive.md). The walk is the tree digest's, so an
+ * archive lists entries in the order their digest records do. */
 static int
-list_sorted (pack *pk, int fd, char ***out, kp_error **err)
+pack_entry (const kp_tree_entry *en, void *user_data, kp_error **err)
 {
-  int dup_fd = openat (fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dup_fd < 0)
-    return pack_fail_errno (pk, err, errno, "open directory");
-  kp_cleanup_dir DIR *dir = fdopendir (dup_fd);
-  if (dir == NULL)
+  pack *pk = user_data;
+  const struct stat *st = en->st;
+  kp_buf_truncate (&pk->path, 0);
+  kp_buf_append (&pk->path, en->path, en->path_len);
+
+  if (S_ISDIR (st->st_mode))
     {
-      int e = errno;
-      close (dup_fd);
-      return pack_fail_errno (pk, err, e, "list directory");
-    }
-  kp_cleanup_strv char **names = xcalloc (1, sizeof (char *));
-  size_t n = 0, cap = 1;
-  for (;;)
-    {
-      errno = 0;
-      struct dirent *de = readdir (dir);
-      if (de == NULL)
-        {
-          if (errno)
-            return pack_fail_errno (pk, err, errno, "list directory");
-          break;
-        }
-      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
-        continue;
-      if (n + 2 > cap)
-        {
-          cap = 2 * cap + 16;
-          names = xreallocarray (names, cap, sizeof (char *));
-        }
-      names[n++] = xstrdup (de->d_name);
-      names[n] = NULL;
-    }
-  qsort (names, n, sizeof (char *), compare_strings);
-  *out = kp_steal_pointer (&names);
-  return 0;
-}
-
-/* Pack the directory held by *fd (already written as an entry) and everything below it.
- * *fd may be closed and reopened on the way for deep trees; it is valid on return. */
-static int
-pack_children (pack *pk, int *fd, const struct stat *dir_st, size_t depth, kp_error **err)
-{
-  kp_cleanup_strv char **names = NULL;
-  if (list_sorted (pk, *fd, &names, err) < 0)
-    return -1;
-  size_t base_len = pk->path.len;
-
-  for (size_t i = 0; names[i]; i++)
-    {
-      const char *name = names[i];
-      kp_buf_truncate (&pk->path, base_len);
-      if (base_len)
-        kp_buf_putc (&pk->path, '/');
-      kp_buf_puts (&pk->path, name);
-
-      struct stat st;
-      if (fstatat (*fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-        return pack_fail_errno (pk, err, errno, "stat");
-
-      if (S_ISSOCK (st.st_mode))
-        continue; /* tar has no way to hold a socket (docs/archive.md) */
-
-      if (pk->oci_whiteouts && S_ISCHR (st.st_mode) && st.st_rdev == makedev (0, 0))
-        {
-          kp_cleanup_free char *marker
-              = base_len ? xasprintf ("%.*s/.wh.%s", (int) base_len, pk->path.data, name)
-                         : xasprintf (".wh.%s", name);
-          if (pack_whiteout_marker (pk, &st, marker, 0644, err) < 0)
-            return -1;
-          continue;
-        }
-
-      if (!S_ISDIR (st.st_mode) && st.st_nlink > 1)
-        {
-          const char *first = link_first_path (pk, st.st_dev, st.st_ino, kp_buf_str (&pk->path));
-          if (first)
-            {
-              if (pack_hardlink (pk, &st, first, err) < 0)
-                return -1;
-              continue;
-            }
-        }
-
-      int r;
-      if (S_ISREG (st.st_mode))
-        r = pack_regular (pk, *fd, name, &st, err);
-      else if (S_ISDIR (st.st_mode))
-        {
-          kp_cleanup_close int child
-              = openat (*fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-          if (child < 0)
-            return pack_fail_errno (pk, err, errno, "open directory");
-          struct stat cst;
-          if (fstat (child, &cst) < 0)
-            return pack_fail_errno (pk, err, errno, "stat");
-          if (!same_inode (&cst, &st))
-            return pack_fail (pk, err, "changed while it was being packed");
-          {
-            bool opaque = false;
-            cleanup_entry struct archive_entry *e = entry_new (pk, &cst);
-            if (add_xattrs (pk, e, child, *fd, name, &opaque, err) < 0
-                || write_header (pk, e, err) < 0)
-              return -1;
-            if (opaque)
-              {
-                kp_cleanup_free char *marker
-                    = xasprintf ("%s/.wh..wh..opq", kp_buf_str (&pk->path));
-                if (pack_whiteout_marker (pk, &cst, marker, 0644, err) < 0)
-                  return -1;
-              }
-          }
-          bool give_back = depth >= KEEP_OPEN_DEPTH;
-          if (give_back)
-            {
-              close (*fd);
-              *fd = -1;
-            }
-          r = pack_children (pk, &child, &cst, depth + 1, err);
-          if (give_back)
-            {
-              *fd = openat (child, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-              struct stat back;
-              if (*fd < 0 || fstat (*fd, &back) < 0 || !same_inode (&back, dir_st))
-                return r < 0 ? r : pack_fail (pk, err, "moved while it was being packed");
-            }
-        }
-      else
-        r = pack_other (pk, *fd, name, &st, err);
-      if (r < 0)
+      bool opaque = false;
+      cleanup_entry struct archive_entry *e = entry_new (pk, st);
+      if (add_xattrs (pk, e, en->fd, en->dir_fd, en->name, &opaque, err) < 0
+          || write_header (pk, e, err) < 0)
         return -1;
+      if (!opaque)
+        return 0;
+      kp_cleanup_free char *marker = en->path_len
+                                         ? xasprintf ("%s/.wh..wh..opq", kp_buf_str (&pk->path))
+                                         : xstrdup (".wh..wh..opq");
+      return pack_whiteout_marker (pk, st, marker, 0644, err);
     }
-  kp_buf_truncate (&pk->path, base_len);
-  return 0;
+
+  if (S_ISSOCK (st->st_mode))
+    return 0; /* tar has no way to hold a socket (docs/archive.md) */
+
+  if (pk->oci_whiteouts && S_ISCHR (st->st_mode) && st->st_rdev == makedev (0, 0))
+    {
+      size_t name_len = strlen (en->name);
+      size_t parent_len = en->path_len > name_len ? en->path_len - name_len - 1 : 0;
+      kp_cleanup_free char *marker
+          = parent_len ? xasprintf ("%.*s/.wh.%s", (int) parent_len, en->path, en->name)
+                       : xasprintf (".wh.%s", en->name);
+      return pack_whiteout_marker (pk, st, marker, 0644, err);
+    }
+
+  if (st->st_nlink > 1)
+    {
+      const char *first = link_first_path (pk, st->st_dev, st->st_ino, kp_buf_str (&pk->path));
+      if (first)
+        return pack_hardlink (pk, st, first, err);
+    }
+
+  if (S_ISREG (st->st_mode))
+    return pack_regular (pk, en->fd, en->dir_fd, en->name, st, err);
+  return pack_other (pk, en->dir_fd, en->name, st, err);
 }
 
 static void
@@ -535,13 +426,6 @@ kp_archive_pack (int dirfd, const char *path, int out_fd, const kp_pack_options 
   pk.out_buf = xmalloc (OUT_BUFFER_SIZE);
   kp_blake3_init (&pk.hasher);
 
-  kp_cleanup_close int root = openat (dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (root < 0)
-    return pack_fail_errno (&pk, err, errno, "open directory");
-  struct stat st;
-  if (fstat (root, &st) < 0)
-    return pack_fail_errno (&pk, err, errno, "stat");
-
   pk.ar = archive_write_new ();
   if (pk.ar == NULL)
     kp_oom ();
@@ -553,18 +437,10 @@ kp_archive_pack (int dirfd, const char *path, int out_fd, const kp_pack_options 
   if (archive_write_open (pk.ar, &pk, NULL, pack_write_cb, NULL) != ARCHIVE_OK)
     return pack_fail_archive (&pk, err);
 
-  {
-    /* The root's own entry carries its mode, owner and attributes, which the digest
-     * counts too. */
-    bool opaque = false;
-    cleanup_entry struct archive_entry *e = entry_new (&pk, &st);
-    if (add_xattrs (&pk, e, root, -1, NULL, &opaque, err) < 0 || write_header (&pk, e, err) < 0)
-      return -1;
-    if (opaque && pack_whiteout_marker (&pk, &st, ".wh..wh..opq", 0644, err) < 0)
-      return -1;
-  }
-  if (pack_children (&pk, &root, &st, 0, err) < 0)
-    return -1;
+  /* The root's own entry comes first and carries its mode, owner and attributes, which
+   * the digest counts too. */
+  if (kp_tree_walk (dirfd, path, pack_entry, &pk, err) < 0)
+    return kp_error_prefix (err, "pack");
   if (archive_write_close (pk.ar) != ARCHIVE_OK)
     return pack_fail_archive (&pk, err);
   if (pack_flush (&pk) < 0)
