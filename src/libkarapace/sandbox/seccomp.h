@@ -1,0 +1,50 @@
+/* seccomp.h — the system call filters of the sandbox (docs/seccomp.md).
+ *
+ * Two profiles, both deny-lists over a default of "allow": a development environment runs
+ * compilers, debuggers, language runtimes and package managers whose system call needs we
+ * cannot enumerate, and an allow-list that misses one breaks them in ways users cannot
+ * diagnose. What is denied is what a process inside never needs and what has a history of
+ * letting a sandboxed process reach the host kernel's shared state: modules, kexec, the
+ * keyrings, reboot, swap, file handles, eBPF, perf events and terminal input injection.
+ *
+ *   KP_SECCOMP_DEFAULT  also refuses new namespaces, setns and the mount system calls, so
+ *                       a process inside cannot build itself the privileges (a fresh user
+ *                       namespace) that most kernel exploits start from.
+ *   KP_SECCOMP_NESTING  lets namespaces and mounts through so podman, buildah or another
+ *                       karapace can run inside; keyring calls answer ENOSYS there, which
+ *                       container runtimes treat as "no keyrings" and carry on.
+ *
+ * On a 64-bit kernel that also runs 32-bit code (x86_64: i386 and x32; aarch64: arm) the
+ * same rules are installed for those ABIs, so a 32-bit system call cannot bypass them; a
+ * system call from any other ABI kills the process. */
+#ifndef KP_SANDBOX_SECCOMP_H
+#define KP_SANDBOX_SECCOMP_H
+
+#include "base/error.h"
+
+typedef enum kp_seccomp_profile
+{
+  KP_SECCOMP_NONE = 0, /* no filter (loading it does nothing) */
+  KP_SECCOMP_DEFAULT,
+  KP_SECCOMP_NESTING,
+} kp_seccomp_profile;
+
+/* "none", "default", "nesting". */
+const char *kp_seccomp_profile_name (kp_seccomp_profile profile);
+/* Parse a profile name; -1 when unknown. */
+int kp_seccomp_profile_from_name (const char *name, kp_seccomp_profile *profile);
+
+/* Install the profile's filter on every thread of the process (and so on all its future
+ * children). Sets no_new_privs first, as the kernel requires of a process without
+ * CAP_SYS_ADMIN. KP_SECCOMP_NONE installs nothing. */
+int kp_seccomp_load (kp_seccomp_profile profile, kp_error **err);
+
+/* Write the profile's filter as raw BPF (struct sock_filter[]) to fd, for inspection with
+ * a BPF disassembler; nothing is loaded. */
+int kp_seccomp_export_bpf (kp_seccomp_profile profile, int fd, kp_error **err);
+
+/* What the profile denies, as the Markdown table docs/seccomp.md shows (a test checks
+ * that the document carries exactly this text). Newly allocated. */
+char *kp_seccomp_describe (kp_seccomp_profile profile);
+
+#endif
