@@ -15,6 +15,7 @@
 #include "engine/doctor.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -266,7 +267,7 @@ static void
 test_cgroup_parser (void **state)
 {
   kp_cgroup_entries e;
-  kp_doctor_parse_proc_cgroup ("12:pids:/user.slice\n"
+  kp_cgroup_parse_proc ("12:pids:/user.slice\n"
                                "4:memory:/process_api/abc\n"
                                "1:name=systemd:/init.scope\n"
                                "2:cpu,cpuacct:/a:b\n"
@@ -301,12 +302,12 @@ test_cgroup_parser (void **state)
   assert_null (kp_cgroup_entries_find (&e, "cpu,cpuacct"));
   kp_cgroup_entries_clear (&e);
 
-  kp_doctor_parse_proc_cgroup ("", &e);
+  kp_cgroup_parse_proc ("", &e);
   assert_int_equal (e.len, 0);
   assert_null (kp_cgroup_entries_find (&e, NULL));
   kp_cgroup_entries_clear (&e);
 
-  kp_doctor_parse_proc_cgroup ("0::/\n", &e);
+  kp_cgroup_parse_proc ("0::/\n", &e);
   assert_int_equal (e.len, 1);
   assert_string_equal (kp_cgroup_entries_find (&e, NULL)->path, "/");
   kp_cgroup_entries_clear (&e);
@@ -325,24 +326,24 @@ test_cgroup_dir_from_mountinfo (void **state)
         "50 31 0:40 / /mnt/with\\040space rw - cgroup cgroup rw,pids\n"
         "broken line\n"
         "60 31 0:41 / /x rw - cgroup\n";
-  kp_cleanup_free char *a = kp_doctor_cgroup_dir (mi, "memory", "/process_api/abc");
+  kp_cleanup_free char *a = kp_cgroup_mount_dir (mi, "memory", "/process_api/abc");
   assert_string_equal (a, "/sys/fs/cgroup/memory/abc");
-  kp_cleanup_free char *b = kp_doctor_cgroup_dir (mi, "memory", "/process_api");
+  kp_cleanup_free char *b = kp_cgroup_mount_dir (mi, "memory", "/process_api");
   assert_string_equal (b, "/sys/fs/cgroup/memory");
-  assert_null (kp_doctor_cgroup_dir (mi, "memory", "/process_apix/abc"));
-  assert_null (kp_doctor_cgroup_dir (mi, "memory", "/elsewhere"));
-  kp_cleanup_free char *c = kp_doctor_cgroup_dir (mi, "cpu", "/");
+  assert_null (kp_cgroup_mount_dir (mi, "memory", "/process_apix/abc"));
+  assert_null (kp_cgroup_mount_dir (mi, "memory", "/elsewhere"));
+  kp_cleanup_free char *c = kp_cgroup_mount_dir (mi, "cpu", "/");
   assert_string_equal (c, "/sys/fs/cgroup/cpu,cpuacct");
-  kp_cleanup_free char *d = kp_doctor_cgroup_dir (mi, "cpuacct", "/x/y");
+  kp_cleanup_free char *d = kp_cgroup_mount_dir (mi, "cpuacct", "/x/y");
   assert_string_equal (d, "/sys/fs/cgroup/cpu,cpuacct/x/y");
-  kp_cleanup_free char *e = kp_doctor_cgroup_dir (mi, NULL, "/user.slice");
+  kp_cleanup_free char *e = kp_cgroup_mount_dir (mi, NULL, "/user.slice");
   assert_string_equal (e, "/sys/fs/cgroup/unified/user.slice");
-  kp_cleanup_free char *f = kp_doctor_cgroup_dir (mi, "pids", "/a");
+  kp_cleanup_free char *f = kp_cgroup_mount_dir (mi, "pids", "/a");
   assert_string_equal (f, "/mnt/with space/a");
-  kp_cleanup_free char *g = kp_doctor_cgroup_dir (mi, "cpuset", "/");
+  kp_cleanup_free char *g = kp_cgroup_mount_dir (mi, "cpuset", "/");
   assert_string_equal (g, "/sys/fs/cgroup/cpuset");
-  assert_null (kp_doctor_cgroup_dir (mi, "blkio", "/"));
-  assert_null (kp_doctor_cgroup_dir ("", NULL, "/"));
+  assert_null (kp_cgroup_mount_dir (mi, "blkio", "/"));
+  assert_null (kp_cgroup_mount_dir ("", NULL, "/"));
 }
 
 /* The version in the report is the one statfs(2) sees, and a writable cgroup is claimed
@@ -370,19 +371,24 @@ test_cgroup_check_matches_host (void **state)
   if (c->status == KP_CHECK_OK && access ("/sys/fs/cgroup", F_OK) == 0
       && (unsigned long) sfs.f_type == TMPFS_MAGIC)
     {
-      /* ok on v1 means our memory cgroup is writable: check it independently */
+      /* ok on v1 means our memory cgroup, or the karapace-USER one an administrator
+       * delegated, is writable: check it independently */
       kp_cleanup_error kp_error *err = NULL;
       kp_cleanup_free char *self = kp_file_read ("/proc/self/cgroup", 1 << 20, NULL, &err);
       kp_cleanup_free char *mi = kp_file_read ("/proc/self/mountinfo", 16 << 20, NULL, &err);
       assert_non_null (self);
       assert_non_null (mi);
       kp_cgroup_entries e;
-      kp_doctor_parse_proc_cgroup (self, &e);
+      kp_cgroup_parse_proc (self, &e);
       const kp_cgroup_entry *m = kp_cgroup_entries_find (&e, "memory");
       assert_non_null (m);
-      kp_cleanup_free char *dir = kp_doctor_cgroup_dir (mi, "memory", m->path);
+      kp_cleanup_free char *dir = kp_cgroup_mount_dir (mi, "memory", m->path);
       assert_non_null (dir);
-      assert_int_equal (access (dir, W_OK), 0);
+      kp_cleanup_free char *top = kp_cgroup_mount_point (mi, "memory");
+      struct passwd *pw = getpwuid (getuid ());
+      kp_cleanup_free char *delegated
+          = top && pw ? xasprintf ("%s/karapace-%s", top, pw->pw_name) : NULL;
+      assert_true (access (dir, W_OK) == 0 || (delegated && access (delegated, W_OK) == 0));
       kp_cgroup_entries_clear (&e);
     }
 }

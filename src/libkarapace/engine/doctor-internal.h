@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "doctor.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/subid.h"
 
 #include <sys/types.h>
@@ -84,37 +85,5 @@ typedef int (*kp_probe_fn) (void *data, kp_probe_result *res);
  * on timeout). Always fills *res: a child that dies, hangs or cannot be started is
  * reported as a failure with a message saying so. Returns 0 when res->ok, else -1. */
 int kp_doctor_probe (kp_probe_fn fn, void *data, unsigned timeout_ms, kp_probe_result *res);
-
-/* ---- cgroups (doctor-cgroup.c) ------------------------------------------------------ */
-
-typedef struct kp_cgroup_entry
-{
-  unsigned hierarchy; /* 0 is the unified (v2) hierarchy */
-  char *controllers;  /* as written: "cpu,cpuacct", "name=systemd", "" for v2 */
-  char *path;         /* the process's cgroup inside that hierarchy, absolute */
-} kp_cgroup_entry;
-
-typedef struct kp_cgroup_entries
-{
-  kp_cgroup_entry *entries;
-  size_t len;
-  size_t malformed; /* lines that were not "ID:CONTROLLERS:/PATH"; ignored */
-} kp_cgroup_entries;
-
-/* Parse the text of /proc/PID/cgroup. The path is everything after the second ':' (it may
- * itself contain ':'). */
-void kp_doctor_parse_proc_cgroup (const char *text, kp_cgroup_entries *out);
-void kp_cgroup_entries_clear (kp_cgroup_entries *e);
-/* The entry of a v1 controller ("memory", "name=systemd"), or with controller NULL the
- * unified v2 entry (hierarchy 0, empty controller list). NULL when absent. */
-const kp_cgroup_entry *kp_cgroup_entries_find (const kp_cgroup_entries *e,
-                                               const char *controller);
-
-/* Where a cgroup lives on the host, from the text of /proc/self/mountinfo: the mount point
- * of the cgroup2 hierarchy (controller NULL) or of the v1 hierarchy carrying `controller`,
- * joined with cgroup_path taken relative to that mount's root. Newly allocated, or NULL
- * when no such hierarchy is mounted. */
-char *kp_doctor_cgroup_dir (const char *mountinfo, const char *controller,
-                            const char *cgroup_path);
 
 #endif
