@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tree-fixture.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -93,32 +95,6 @@ make_temp_dir (void **state)
   assert_non_null (mkdtemp (dir));
   s->dirs[s->n++] = dir;
   return dir;
-}
-
-static char *
-path_in (const char *dir, const char *rel)
-{
-  return xasprintf ("%s/%s", dir, rel);
-}
-
-static void
-put_file (const char *dir, const char *rel, const char *content, mode_t mode)
-{
-  kp_cleanup_free char *p = path_in (dir, rel);
-  kp_cleanup_close int fd = open (p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0)
-    fail_msg ("create %s: %s", p, strerror (errno));
-  assert_int_equal (kp_write_all (fd, content, strlen (content)), 0);
-  assert_int_equal (fchmod (fd, mode), 0);
-}
-
-static void
-put_dir (const char *dir, const char *rel, mode_t mode)
-{
-  kp_cleanup_free char *p = path_in (dir, rel);
-  if (mkdir (p, mode) < 0)
-    fail_msg ("mkdir %s: %s", p, strerror (errno));
-  assert_int_equal (chmod (p, mode), 0);
 }
 
 static void
