@@ -146,6 +146,28 @@ test_refuses_foreign_directory (void **state)
   kp_error_free (err);
 }
 
+/* A creation killed after writing version.tmp but before renaming it: the next open
+ * finishes the job instead of calling the directory foreign. */
+static void
+test_interrupted_creation (void **state)
+{
+  kp_cleanup_free char *path = store_path (state);
+  assert_int_equal (mkdir (path, 0700), 0);
+  kp_cleanup_free char *lock = xasprintf ("%s/lock", path);
+  kp_cleanup_free char *objects = xasprintf ("%s/objects", path);
+  kp_cleanup_free char *tmp = xasprintf ("%s/version.tmp", path);
+  assert_int_equal (kp_file_write_atomic (lock, "", 0, 0600, false, NULL), 0);
+  assert_int_equal (mkdir (objects, 0700), 0);
+  assert_int_equal (kp_file_write_atomic (tmp, "1", 1, 0600, false, NULL), 0);
+  kp_error *err = NULL;
+  kp_store *s = kp_store_open (path, KP_STORE_WRITE, &err);
+  if (s == NULL)
+    fail_msg ("%s", err->message);
+  kp_store_close (s);
+  assert_int_equal (access (tmp, F_OK), -1);
+  assert_int_equal (kp_store_read_version (path, &err), KP_STORE_VERSION);
+}
+
 static void
 test_lock_busy (void **state)
 {
@@ -670,6 +692,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown (test_layout_and_version, setup, teardown),
     cmocka_unit_test_setup_teardown (test_refuses_foreign_directory, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_interrupted_creation, setup, teardown),
     cmocka_unit_test_setup_teardown (test_lock_busy, setup, teardown),
     cmocka_unit_test_setup_teardown (test_readers_create_together, setup, teardown),
     cmocka_unit_test_setup_teardown (test_object_round_trip, setup, teardown),

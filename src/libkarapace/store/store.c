@@ -346,7 +346,9 @@ kp_store_read_version (const char *path, kp_error **err)
 static bool
 is_store_entry (const char *name)
 {
-  if (strcmp (name, "lock") == 0 || strcmp (name, "version") == 0)
+  /* version.tmp: a creation killed before its commit record was renamed into place. */
+  if (strcmp (name, "lock") == 0 || strcmp (name, "version") == 0
+      || strcmp (name, "version.tmp") == 0)
     return true;
   for (size_t i = 0; i < KP_N_ELEMENTS (store_dirs); i++)
     if (strcmp (name, store_dirs[i]) == 0)
