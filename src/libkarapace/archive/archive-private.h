@@ -35,8 +35,5 @@ char *kp_beneath_path_join (const kp_beneath_path *p, size_t n);
 int kp_beneath_open_dir (int root_fd, const kp_beneath_path *p, size_t n, bool create,
                          bool use_openat2, const char *entry, kp_error **err);
 
-/* Remove `name` in dir_fd whatever it is, a directory with everything below it included,
- * never following a symbolic link. A missing name is not an error. Returns 0 or -errno. */
-int kp_beneath_remove (int dir_fd, const char *name);
 
 #endif

@@ -13,6 +13,7 @@
  * contents. */
 #include "archive/archive.h"
 #include "archive/archive-private.h"
+#include "base/fs.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -222,7 +223,7 @@ make_room (unpack *u, int parent, const char *leaf, bool keep_dir, kp_error **er
     }
   if (keep_dir && S_ISDIR (st.st_mode))
     return 1;
-  int r = kp_beneath_remove (parent, leaf);
+  int r = kp_remove_tree_at (parent, leaf);
   if (r < 0)
     return entry_fail_errno (u, err, -r, "remove the existing entry");
   return 0;
@@ -483,7 +484,7 @@ unpack_whiteout (unpack *u, const kp_beneath_path *p, kp_error **err)
     return entry_fail (u, err, "whiteout names no entry");
   if (strcmp (name, "..") == 0)
     return entry_fail (u, err, "path leaves the target directory");
-  int r = kp_beneath_remove (parent, name);
+  int r = kp_remove_tree_at (parent, name);
   if (r < 0)
     return entry_fail_errno (u, err, -r, "remove the whited-out entry");
   if (mknodat (parent, name, S_IFCHR | 0000, makedev (0, 0)) < 0)

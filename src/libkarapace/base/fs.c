@@ -249,6 +249,96 @@ kp_xdg_data_home (void)
   return xdg_dir ("XDG_DATA_HOME", ".local/share");
 }
 
+static int
+remove_tree_children (int dir_fd)
+{
+  kp_cleanup_dir DIR *dir = kp_dir_open_at (dir_fd, NULL);
+  if (dir == NULL)
+    return -errno;
+  /* List first, remove after: readdir() makes no promise while the directory changes. */
+  kp_cleanup_strv char **names = xcalloc (1, sizeof (char *));
+  size_t n = 0;
+  for (;;)
+    {
+      errno = 0;
+      struct dirent *de = readdir (dir);
+      if (de == NULL)
+        {
+          if (errno)
+            return -errno;
+          break;
+        }
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      names = xreallocarray (names, n + 2, sizeof (char *));
+      names[n++] = xstrdup (de->d_name);
+      names[n] = NULL;
+    }
+  for (size_t i = 0; i < n; i++)
+    {
+      int r = kp_remove_tree_at (dirfd (dir), names[i]);
+      if (r < 0)
+        return r;
+    }
+  return 0;
+}
+
+int
+kp_remove_tree_at (int dir_fd, const char *name)
+{
+  if (unlinkat (dir_fd, name, 0) == 0)
+    return 0;
+  if (errno == ENOENT)
+    return 0;
+  if (errno != EISDIR && errno != EPERM)
+    return -errno;
+
+  struct stat st;
+  if (fstatat (dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT ? 0 : -errno;
+  if (!S_ISDIR (st.st_mode))
+    return -EPERM;
+  kp_cleanup_close int sub = openat (dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (sub < 0 && errno == EACCES)
+    {
+      /* Our own directory with a mode that keeps us out (a 0000 member, say). */
+      kp_cleanup_close int path_fd
+          = openat (dir_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (path_fd >= 0)
+        {
+          char proc[64];
+          snprintf (proc, sizeof proc, "/proc/self/fd/%d", path_fd);
+          (void) chmod (proc, 0700);
+        }
+      sub = openat (dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+  if (sub < 0)
+    return -errno;
+  (void) fchmod (sub, 0700);
+  int r = remove_tree_children (sub);
+  if (r < 0)
+    return r;
+  if (unlinkat (dir_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+    return -errno;
+  return 0;
+}
+
+DIR *
+kp_dir_open_at (int dirfd, const char *name)
+{
+  int fd = openat (dirfd, name ? name : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  DIR *d = fdopendir (fd);
+  if (d == NULL)
+    {
+      int saved = errno;
+      close (fd);
+      errno = saved;
+    }
+  return d;
+}
+
 static char *
 program_in_dir (const char *dir, size_t dir_len, const char *name)
 {

@@ -39,6 +39,17 @@ char *kp_path_dirname (const char *path);
 /* Make an absolute, normalised path from `path` against the current directory. */
 char *kp_path_absolute (const char *path, kp_error **err);
 
+/* Remove `name` in dirfd and, when it is a directory, everything below it, never
+ * following a symbolic link. Directories whose mode keeps their owner out (0000, or the
+ * mode-0 work/work overlayfs leaves) are opened up first. Names are listed before any is
+ * removed. A missing entry is not an error. Returns 0 or -errno. */
+int kp_remove_tree_at (int dirfd, const char *name);
+
+/* A directory stream for `name` in dirfd (NULL: dirfd itself), opened afresh with
+ * O_NOFOLLOW, so its position is its own (a dup() would share dirfd's). NULL with errno set
+ * on failure; nothing is left open then. */
+DIR *kp_dir_open_at (int dirfd, const char *name);
+
 /* An executable program: the first match on $PATH (absolute entries only: relative ones
  * are not trusted), else in /usr/bin, /usr/sbin, /bin or /sbin. NULL when not found. */
 char *kp_find_program (const char *name);

@@ -7,6 +7,8 @@
  * overlayfs failed too; newuidmap only matters when subordinate ranges exist). */
 #include "doctor-internal.h"
 
+#include "base/fs.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -205,52 +207,8 @@ kp_doctor_scratch_dir (uid_t uid)
   return "/tmp";
 }
 
-/* Probe trees are shallow (dir/{lower,upper,work/work,merged}); the bound only stops a
- * runaway on something unexpected. */
-#define KP_DOCTOR_REMOVE_MAX_DEPTH 8
-
-static int
-remove_at (int parent_fd, const char *name, int depth)
-{
-  if (unlinkat (parent_fd, name, 0) == 0 || errno == ENOENT)
-    return 0;
-  if (errno != EISDIR)
-    return -errno;
-  if (depth > KP_DOCTOR_REMOVE_MAX_DEPTH)
-    return -ELOOP;
-  int fd = openat (parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 && errno == EACCES)
-    {
-      /* overlayfs creates work/work with mode 0: make it listable to empty it */
-      if (fchmodat (parent_fd, name, 0700, 0) == 0)
-        fd = openat (parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    }
-  if (fd < 0)
-    return -errno;
-  kp_cleanup_dir DIR *d = fdopendir (fd);
-  if (d == NULL)
-    {
-      int saved = errno;
-      close (fd);
-      return -saved;
-    }
-  int result = 0;
-  struct dirent *de;
-  while ((de = readdir (d)) != NULL)
-    {
-      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
-        continue;
-      int r = remove_at (dirfd (d), de->d_name, depth + 1);
-      if (r < 0 && result == 0)
-        result = r;
-    }
-  if (unlinkat (parent_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && result == 0)
-    result = -errno;
-  return result;
-}
-
 int
 kp_doctor_remove_tree (const char *path)
 {
-  return remove_at (AT_FDCWD, path, 0);
+  return kp_remove_tree_at (AT_FDCWD, path);
 }

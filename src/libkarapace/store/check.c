@@ -227,20 +227,12 @@ sweep_object (const char *id, void *user_data, kp_error **err)
 static char **
 list_layer_dirs (kp_store *store, kp_error **err)
 {
-  int fd = dup (store->layers_fd);
-  if (fd < 0)
-    {
-      kp_store_fail_errno (err, errno, "cannot open '%s/layers'", store->path);
-      return NULL;
-    }
-  kp_cleanup_dir DIR *d = fdopendir (fd);
+  kp_cleanup_dir DIR *d = kp_dir_open_at (store->layers_fd, NULL);
   if (d == NULL)
     {
-      close (fd);
       kp_store_fail_errno (err, errno, "cannot list '%s/layers'", store->path);
       return NULL;
     }
-  rewinddir (d);
   id_set s = { 0 };
   struct dirent *de;
   while ((de = readdir (d)) != NULL)
@@ -393,11 +385,9 @@ verify_one_object (const char *id, void *user_data, kp_error **err)
 static void
 check_object_strays (kp_store *store, kp_store_verify_report *r)
 {
-  int fd = dup (store->objects_fd);
-  kp_cleanup_dir DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  kp_cleanup_dir DIR *d = kp_dir_open_at (store->objects_fd, NULL);
   if (d == NULL)
     return;
-  rewinddir (d);
   struct dirent *de;
   while ((de = readdir (d)) != NULL)
     {
@@ -409,9 +399,7 @@ check_object_strays (kp_store *store, kp_store_verify_report *r)
           kp_store_verify_problem (r, "object", de->d_name, "unexpected entry in objects/");
           continue;
         }
-      kp_cleanup_close int sfd = openat (store->objects_fd, de->d_name,
-                                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      kp_cleanup_dir DIR *sub = sfd >= 0 ? fdopendir (kp_steal_fd (&sfd)) : NULL;
+      kp_cleanup_dir DIR *sub = kp_dir_open_at (store->objects_fd, de->d_name);
       struct dirent *e;
       while (sub && (e = readdir (sub)) != NULL)
         {
@@ -439,14 +427,12 @@ check_reference (kp_store *store, kp_store_verify_report *r, const char *env_id,
 static void
 check_envs (kp_store *store, kp_store_verify_report *r)
 {
-  int fd = dup (store->envs_fd);
-  kp_cleanup_dir DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  kp_cleanup_dir DIR *d = kp_dir_open_at (store->envs_fd, NULL);
   if (d == NULL)
     {
       kp_store_verify_problem (r, "env", "envs", "cannot list envs/");
       return;
     }
-  rewinddir (d);
   struct dirent *de;
   while ((de = readdir (d)) != NULL)
     {
@@ -528,11 +514,9 @@ check_layers (kp_store *store, kp_store_verify_report *r)
 static void
 check_tmp (kp_store *store, kp_store_verify_report *r)
 {
-  int fd = dup (store->tmp_fd);
-  kp_cleanup_dir DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
+  kp_cleanup_dir DIR *d = kp_dir_open_at (store->tmp_fd, NULL);
   if (d == NULL)
     return;
-  rewinddir (d);
   struct dirent *de;
   while ((de = readdir (d)) != NULL)
     if (strcmp (de->d_name, ".") && strcmp (de->d_name, ".."))

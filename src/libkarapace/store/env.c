@@ -243,20 +243,12 @@ compare_strings (const void *a, const void *b)
 char **
 kp_store_env_list (kp_store *store, kp_error **err)
 {
-  int fd = dup (store->envs_fd);
-  if (fd < 0)
-    {
-      kp_store_fail_errno (err, errno, "cannot open '%s/envs'", store->path);
-      return NULL;
-    }
-  kp_cleanup_dir DIR *d = fdopendir (fd);
+  kp_cleanup_dir DIR *d = kp_dir_open_at (store->envs_fd, NULL);
   if (d == NULL)
     {
-      close (fd);
       kp_store_fail_errno (err, errno, "cannot list '%s/envs'", store->path);
       return NULL;
     }
-  rewinddir (d);
   size_t n = 0;
   char **ids = xcalloc (1, sizeof (char *));
   struct dirent *de;

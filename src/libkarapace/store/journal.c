@@ -171,16 +171,9 @@ static unsigned long long
 next_seq (kp_store *store)
 {
   unsigned long long max = 0;
-  int fd = dup (store->journal_fd);
-  if (fd < 0)
-    return 1;
-  kp_cleanup_dir DIR *d = fdopendir (fd);
+  kp_cleanup_dir DIR *d = kp_dir_open_at (store->journal_fd, NULL);
   if (d == NULL)
-    {
-      close (fd);
-      return 1;
-    }
-  rewinddir (d);
+    return 1;
   struct dirent *de;
   while ((de = readdir (d)) != NULL)
     {
@@ -310,20 +303,12 @@ is_entry_name (const char *name)
 static char **
 list_entries (kp_store *store, bool *has_quarantine, kp_error **err)
 {
-  int fd = dup (store->journal_fd);
-  if (fd < 0)
-    {
-      kp_store_fail_errno (err, errno, "cannot open '%s/journal'", store->path);
-      return NULL;
-    }
-  kp_cleanup_dir DIR *d = fdopendir (fd);
+  kp_cleanup_dir DIR *d = kp_dir_open_at (store->journal_fd, NULL);
   if (d == NULL)
     {
-      close (fd);
       kp_store_fail_errno (err, errno, "cannot list '%s/journal'", store->path);
       return NULL;
     }
-  rewinddir (d);
   size_t n = 0;
   char **names = xcalloc (1, sizeof (char *));
   struct dirent *de;
@@ -453,9 +438,7 @@ kp_store_journal_check (kp_store *store, kp_store_verify_report *report, kp_erro
     }
   if (has_quarantine)
     {
-      kp_cleanup_close int qfd = openat (store->journal_fd, "quarantine",
-                                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      kp_cleanup_dir DIR *d = qfd >= 0 ? fdopendir (kp_steal_fd (&qfd)) : NULL;
+      kp_cleanup_dir DIR *d = kp_dir_open_at (store->journal_fd, "quarantine");
       struct dirent *de;
       while (d && (de = readdir (d)) != NULL)
         if (strcmp (de->d_name, ".") && strcmp (de->d_name, ".."))

@@ -449,31 +449,17 @@ kp_store_foreach_object (kp_store *store,
                          int (*fn) (const char *id, void *user_data, kp_error **err),
                          void *user_data, kp_error **err)
 {
-  int top = dup (store->objects_fd);
-  if (top < 0)
-    return kp_store_fail_errno (err, errno, "cannot open '%s/objects'", store->path);
-  kp_cleanup_dir DIR *d = fdopendir (top);
+  kp_cleanup_dir DIR *d = kp_dir_open_at (store->objects_fd, NULL);
   if (d == NULL)
-    {
-      close (top);
-      return kp_store_fail_errno (err, errno, "cannot list '%s/objects'", store->path);
-    }
-  rewinddir (d);
+    return kp_store_fail_errno (err, errno, "cannot list '%s/objects'", store->path);
   struct dirent *de;
   while ((de = readdir (d)) != NULL)
     {
       if (!is_hex_name (de->d_name, 2))
         continue;
-      int fd = openat (store->objects_fd, de->d_name,
-                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0)
-        continue;
-      kp_cleanup_dir DIR *sub = fdopendir (fd);
+      kp_cleanup_dir DIR *sub = kp_dir_open_at (store->objects_fd, de->d_name);
       if (sub == NULL)
-        {
-          close (fd);
-          continue;
-        }
+        continue;
       struct dirent *e;
       while ((e = readdir (sub)) != NULL)
         {

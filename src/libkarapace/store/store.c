@@ -189,30 +189,9 @@ kp_store_write_file (kp_store *store, int dirfd, const char *name, const void *d
 int
 kp_store_rm_rf_at (int parent_fd, const char *name, kp_error **err)
 {
-  if (unlinkat (parent_fd, name, 0) == 0 || errno == ENOENT)
-    return 0;
-  if (errno != EISDIR && errno != EPERM)
-    return kp_store_fail_errno (err, errno, "cannot remove '%s'", name);
-  int fd = openat (parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return kp_store_fail_errno (err, errno, "cannot open '%s'", name);
-  kp_cleanup_dir DIR *d = fdopendir (fd);
-  if (d == NULL)
-    {
-      int saved = errno;
-      close (fd);
-      return kp_store_fail_errno (err, saved, "cannot list '%s'", name);
-    }
-  struct dirent *de;
-  while ((de = readdir (d)) != NULL)
-    {
-      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
-        continue;
-      if (kp_store_rm_rf_at (dirfd (d), de->d_name, err) < 0)
-        return kp_error_prefix (err, "%s", name);
-    }
-  if (unlinkat (parent_fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-    return kp_store_fail_errno (err, errno, "cannot remove '%s'", name);
+  int r = kp_remove_tree_at (parent_fd, name);
+  if (r < 0)
+    return kp_store_fail_errno (err, -r, "cannot remove '%s'", name);
   return 0;
 }
 
@@ -224,15 +203,9 @@ kp_store_du_at (int parent_fd, const char *name)
     return 0;
   if (!S_ISDIR (st.st_mode))
     return S_ISREG (st.st_mode) ? (uint64_t) st.st_size : 0;
-  int fd = openat (parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return 0;
-  kp_cleanup_dir DIR *d = fdopendir (fd);
+  kp_cleanup_dir DIR *d = kp_dir_open_at (parent_fd, name);
   if (d == NULL)
-    {
-      close (fd);
-      return 0;
-    }
+    return 0;
   uint64_t total = 0;
   struct dirent *de;
   while ((de = readdir (d)) != NULL)
@@ -361,15 +334,9 @@ is_store_entry (const char *name)
 static int
 initialize (kp_store *s, kp_error **err)
 {
-  int dfd = dup (s->dirfd);
-  if (dfd < 0)
-    return kp_store_fail_errno (err, errno, "cannot open '%s'", s->path);
-  kp_cleanup_dir DIR *d = fdopendir (dfd);
+  kp_cleanup_dir DIR *d = kp_dir_open_at (s->dirfd, NULL);
   if (d == NULL)
-    {
-      close (dfd);
-      return kp_store_fail_errno (err, errno, "cannot list '%s'", s->path);
-    }
+    return kp_store_fail_errno (err, errno, "cannot list '%s'", s->path);
   struct dirent *de;
   while ((de = readdir (d)) != NULL)
     {
@@ -495,15 +462,9 @@ write_holder (kp_store *s, const char *purpose)
 static int
 clear_tmp (kp_store *s, kp_error **err)
 {
-  int fd = dup (s->tmp_fd);
-  if (fd < 0)
-    return kp_store_fail_errno (err, errno, "cannot open '%s/tmp'", s->path);
-  kp_cleanup_dir DIR *d = fdopendir (fd);
+  kp_cleanup_dir DIR *d = kp_dir_open_at (s->tmp_fd, NULL);
   if (d == NULL)
-    {
-      close (fd);
-      return kp_store_fail_errno (err, errno, "cannot list '%s/tmp'", s->path);
-    }
+    return kp_store_fail_errno (err, errno, "cannot list '%s/tmp'", s->path);
   struct dirent *de;
   while ((de = readdir (d)) != NULL)
     {
