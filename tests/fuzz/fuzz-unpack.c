@@ -46,7 +46,7 @@ remove_sandbox (void)
   kp_cleanup_free char *parent = kp_path_dirname (sandbox_root);
   kp_cleanup_close int parent_fd = open (parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (parent_fd >= 0)
-    kp_beneath_remove (parent_fd, strrchr (sandbox_root, '/') + 1);
+    kp_remove_tree_at (parent_fd, strrchr (sandbox_root, '/') + 1);
 }
 
 static void
@@ -163,7 +163,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
   check_sandbox (target_name);
   kp_cleanup_close int work_fd = open (work_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (work_fd < 0 || kp_beneath_remove (work_fd, target_name) < 0)
+  if (work_fd < 0 || kp_remove_tree_at (work_fd, target_name) < 0)
     die ("remove target");
   return 0;
 }
