@@ -27,23 +27,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* What newuidmap/newgidmap may print; more is cut. */
-#define KP_HELPER_OUTPUT_MAX 4096
-
 typedef struct userns_setup
 {
   bool root; /* real root: a mount namespace only, no id mapping */
   kp_idmap map;
-  char *newuidmap; /* helper paths, when map.full */
-  char *newgidmap;
   pid_t parent;
 } userns_setup;
 
 static void
 userns_setup_clear (userns_setup *s)
 {
-  free (s->newuidmap);
-  free (s->newgidmap);
   memset (s, 0, sizeof *s);
 }
 
@@ -77,118 +70,6 @@ child_end_error (int status, const char *what, kp_error **err)
     }
   return kp_error_set (err, KP_EXIT_RUNTIME, "%s: exited with status %d without a result", what,
                        WIFEXITED (status) ? WEXITSTATUS (status) : -1);
-}
-
-/* ---- the parent's side: id maps ----------------------------------------------------- */
-
-static char *
-trim_output (char *text)
-{
-  size_t len = strlen (text);
-  while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' ' || text[len - 1] == '\r'))
-    text[--len] = '\0';
-  for (char *p = text; *p; p++)
-    if (*p == '\n')
-      *p = ' ';
-  return text;
-}
-
-/* Run `helper PID INSIDE OUTSIDE COUNT ...` (newuidmap/newgidmap), never through a shell,
- * with its output captured for the error message. */
-static int
-run_id_helper (const char *helper, pid_t pid, const kp_idmap_range *ranges, size_t n,
-               kp_error **err)
-{
-  char *argv[2 + 3 * KP_IDMAP_MAX_RANGES + 1];
-  size_t argc = 0;
-  argv[argc++] = xstrdup (helper);
-  argv[argc++] = xasprintf ("%d", (int) pid);
-  for (size_t i = 0; i < n; i++)
-    {
-      argv[argc++] = xasprintf ("%u", ranges[i].inside);
-      argv[argc++] = xasprintf ("%u", ranges[i].outside);
-      argv[argc++] = xasprintf ("%u", ranges[i].count);
-    }
-  argv[argc] = NULL;
-  kp_cleanup_strv char **owned = kp_strv_dup (argv);
-  for (size_t i = 0; i < argc; i++)
-    free (argv[i]);
-
-  int out[2];
-  if (pipe2 (out, O_CLOEXEC) < 0)
-    return kp_error_errno (err, errno, "create a pipe for %s", helper);
-  kp_cleanup_close int read_end = out[0];
-  kp_cleanup_close int write_end = out[1];
-  pid_t child = fork ();
-  if (child < 0)
-    return kp_error_errno (err, errno, "fork to run %s", helper);
-  if (child == 0)
-    {
-      int devnull = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-      if (devnull < 0 || dup2 (devnull, STDIN_FILENO) < 0 || dup2 (write_end, STDOUT_FILENO) < 0
-          || dup2 (write_end, STDERR_FILENO) < 0)
-        _exit (127);
-      execv (owned[0], owned);
-      dprintf (STDERR_FILENO, "cannot run %s: %s", owned[0], strerror (errno));
-      _exit (127);
-    }
-  kp_closep (&write_end);
-  kp_cleanup_error kp_error *read_err = NULL;
-  kp_cleanup_free char *output = kp_fd_read_all (read_end, 1 << 20, NULL, &read_err);
-  int status = reap (child);
-  if (status >= 0 && WIFEXITED (status) && WEXITSTATUS (status) == 0)
-    return 0;
-  const char *said = output ? trim_output (output) : "";
-  if (strlen (said) > KP_HELPER_OUTPUT_MAX)
-    output[KP_HELPER_OUTPUT_MAX] = '\0';
-  if (status >= 0 && WIFEXITED (status))
-    kp_error_set (err, KP_EXIT_RUNTIME, "%s exited with status %d%s%s", helper,
-                  WEXITSTATUS (status), said[0] ? ": " : "", said);
-  else
-    child_end_error (status, helper, err);
-  kp_error_hint (err,
-                 "check that /etc/subuid and /etc/subgid give you ranges no other user has "
-                 "and that %s is setuid root ('karapace doctor' checks both)",
-                 helper);
-  return -1;
-}
-
-static int
-write_proc_file (pid_t pid, const char *name, const char *text, kp_error **err)
-{
-  kp_cleanup_free char *path = xasprintf ("/proc/%d/%s", (int) pid, name);
-  kp_cleanup_close int fd = open (path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0)
-    return kp_error_errno (err, errno, "open %s", path);
-  int r = kp_write_all (fd, text, strlen (text));
-  if (r < 0)
-    {
-      kp_cleanup_free char *shown = trim_output (xstrdup (text));
-      return kp_error_errno (err, -r, "write '%s' to %s", shown, path);
-    }
-  return 0;
-}
-
-/* Map the child's ids while it waits. */
-static int
-write_id_maps (const userns_setup *s, pid_t pid, kp_error **err)
-{
-  if (s->map.full)
-    {
-      if (run_id_helper (s->newuidmap, pid, s->map.uid, s->map.n_uid, err) < 0
-          || run_id_helper (s->newgidmap, pid, s->map.gid, s->map.n_gid, err) < 0)
-        return kp_error_prefix (err, "map subordinate ids");
-      return 0;
-    }
-  /* Without a helper, the kernel lets us map our own id only, and the gid only after
-   * giving up setgroups(2) in the namespace. */
-  kp_cleanup_free char *uid_line = xasprintf ("0 %u 1\n", s->map.uid[0].outside);
-  kp_cleanup_free char *gid_line = xasprintf ("0 %u 1\n", s->map.gid[0].outside);
-  if (write_proc_file (pid, "setgroups", "deny", err) < 0
-      || write_proc_file (pid, "uid_map", uid_line, err) < 0
-      || write_proc_file (pid, "gid_map", gid_line, err) < 0)
-    return kp_error_prefix (err, "map your own id");
-  return 0;
 }
 
 /* ---- the child's side --------------------------------------------------------------- */
@@ -253,18 +134,6 @@ setup_prepare (userns_setup *s, kp_error **err)
     return 0;
   if (kp_idmap_for_caller (&s->map, err) < 0)
     return kp_error_prefix (err, "user namespace");
-  if (!s->map.full)
-    return 0;
-  s->newuidmap = kp_find_program ("newuidmap");
-  s->newgidmap = kp_find_program ("newgidmap");
-  if (s->newuidmap == NULL || s->newgidmap == NULL)
-    {
-      kp_error_set (err, KP_EXIT_RUNTIME,
-                    "user namespace: %s not found, but it is needed to map your subordinate ids",
-                    s->newuidmap ? "newgidmap" : "newuidmap");
-      kp_error_hint (err, "install it: apt-get install uidmap");
-      return -1;
-    }
   return 0;
 }
 
@@ -300,7 +169,7 @@ parent_handshake (const userns_setup *s, pid_t pid, int sock, kp_error **err)
   kp_error_free (carried);
   if (kind != KP_SYNC_READY)
     return kp_error_set (err, KP_EXIT_RUNTIME, "user namespace setup: unexpected frame");
-  if (!s->root && write_id_maps (s, pid, err) < 0)
+  if (!s->root && kp_idmap_apply (&s->map, pid, err) < 0)
     {
       kp_sync_send (sock, KP_SYNC_ERROR, 0, NULL);
       return -1;

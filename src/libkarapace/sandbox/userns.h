@@ -12,8 +12,11 @@
 
 #include "base/error.h"
 
-/* Lines per map: 0 → caller plus up to 7 subordinate ranges. */
-#define KP_IDMAP_MAX_RANGES 8
+#include <sys/types.h>
+
+/* Lines per map: the caller's own line plus subordinate ranges, one of which may be split
+ * around the caller's id. */
+#define KP_IDMAP_MAX_RANGES 10
 
 typedef struct kp_idmap_range
 {
@@ -24,12 +27,23 @@ typedef struct kp_idmap
 {
   kp_idmap_range uid[KP_IDMAP_MAX_RANGES], gid[KP_IDMAP_MAX_RANGES];
   size_t n_uid, n_gid;
-  bool full; /* subordinate ranges were found and used */
+  bool full;         /* subordinate ranges were found and used */
+  uint32_t self_uid; /* where the caller's own uid and gid sit inside */
+  uint32_t self_gid;
 } kp_idmap;
 
 /* The mapping for the caller: 0 → caller, 1.. → subordinate ranges from /etc/subuid and
  * /etc/subgid (by name or numeric id). */
 int kp_idmap_for_caller (kp_idmap *map, kp_error **err);
+
+/* A single-id map: inside_uid/inside_gid → uid/gid, nothing else (full is false). */
+void kp_idmap_single (kp_idmap *map, uid_t uid, gid_t gid, uint32_t inside_uid,
+                      uint32_t inside_gid);
+
+/* Write map for process pid, which has unshared its user namespace and waits: through the
+ * setuid newuidmap/newgidmap (run side by side) when map->full, else directly (after
+ * denying setgroups, as the kernel requires of an unprivileged writer). */
+int kp_idmap_apply (const kp_idmap *map, pid_t pid, kp_error **err);
 
 /* Run fn(data, err) in a child inside the store user namespace and wait for it. The
  * child's kp_error (message, hint, status, errno) is carried back to the parent. Returns
