@@ -54,11 +54,12 @@ KP_CMD_DECLARE (version);
   "gpgv and keyrings, XDG_RUNTIME_DIR, the store. Exits 1 when a check fails.\n"
 
 #define KP_CMD_UNSHARE_HELP                                                                   \
-  "Runs CMD (default $SHELL, else /bin/sh) in the user namespace the store's files live\n"   \
-  "in: you are root there (uid 0 is you), and uids/gids 1.. are your subordinate ranges\n" \
-  "from /etc/subuid and /etc/subgid, so files of other owners in the store can be read\n"  \
-  "and removed. Mounts made inside stay inside. Exits with CMD's status (128+N when\n"     \
-  "signal N killed it; 127 when CMD is not found).\n"
+  "Runs CMD (default $SHELL, else /bin/sh) in the user namespace the store's files live\n"    \
+  "in: you are root there, your own uid and gid stay themselves, and every other id is\n"     \
+  "one of your subordinate ids from /etc/subuid and /etc/subgid (uid 0 is the first), so\n"   \
+  "files of other owners in the store can be read and removed. Mounts made inside stay\n"     \
+  "inside. Exits with CMD's status (128+N when signal N killed it; 127 when CMD is not\n"     \
+  "found).\n"
 
 #define KP_CMD_GC_HELP                                                                        \
   "Deletes the objects and layers no environment references. Every environment keeps what\n"\

@@ -1,6 +1,7 @@
-"""`karapace unshare`: a command in the store's user namespace. Inside, the caller is root,
-ids 1.. are the caller's subordinate ranges, files chowned inside land on the host owned by
-those ids, mounts stay inside, and the command's exit status comes back."""
+"""`karapace unshare`: a command in the store's user namespace. Inside, the command is root
+(the first subordinate id on the host), the caller's own uid and gid are themselves, every
+other id i is the caller's i-th subordinate id, files chowned inside land on the host owned
+by those ids, mounts stay inside, and the command's exit status comes back."""
 import os
 import pwd
 import shutil
@@ -45,6 +46,46 @@ def map_lines(text):
     return [tuple(int(x) for x in line.split()) for line in text.splitlines() if line.strip()]
 
 
+def keep_id_map(ranges, self_id):
+    """The lines docs/userns.md promises: S (the ranges in file order, those overlapping
+    the caller's own id or an earlier range left out) laid out from inside 0, with inside
+    self_id mapped to itself and S[self_id] unused."""
+    used = []
+    total = 0
+    for start, count in ranges:
+        if total + count > 2**32 - 1:
+            break
+        if start <= self_id < start + count:
+            continue
+        if any(start < s + c and s < start + count for s, c in used):
+            continue
+        used.append((start, count))
+        total += count
+    lines = []
+    inside = 0
+    for start, count in used:
+        if inside <= self_id < inside + count:
+            before = self_id - inside
+            lines.append((inside, start, before))
+            lines.append((self_id + 1, start + before + 1, count - before - 1))
+        else:
+            lines.append((inside, start, count))
+        inside += count
+    lines = [line for line in lines if line[2] > 0][:9]
+    return sorted(lines + [(self_id, self_id, 1)])
+
+
+def host_id(lines, inside):
+    for first, outside, count in lines:
+        if first <= inside < first + count:
+            return outside + inside - first
+    raise AssertionError(f"inside id {inside} is not mapped by {lines}")
+
+
+UID_MAP = keep_id_map(SUBUIDS, os.getuid())
+GID_MAP = keep_id_map(SUBGIDS, os.getgid())
+
+
 def test_help(kp):
     r = kp("unshare", "--help")
     assert r.returncode == 0, r
@@ -72,12 +113,12 @@ def test_full_mapping(kp):
     r = kp("unshare", "--", "cat", "/proc/self/uid_map")
     assert r.returncode == 0, r
     lines = map_lines(r.stdout)
-    assert lines[0] == (0, os.getuid(), 1)
-    assert lines[1] == (1, SUBUIDS[0][0], SUBUIDS[0][1])
+    assert lines == UID_MAP
+    assert (os.getuid(), os.getuid(), 1) in lines
     r = kp("unshare", "--", "cat", "/proc/self/gid_map")
     lines = map_lines(r.stdout)
-    assert lines[0] == (0, os.getgid(), 1)
-    assert lines[1] == (1, SUBGIDS[0][0], SUBGIDS[0][1])
+    assert lines == GID_MAP
+    assert (os.getgid(), os.getgid(), 1) in lines
 
 
 @pytest.mark.skipif(not ROOT and (SUBUIDS and SUBGIDS),
@@ -94,21 +135,46 @@ def test_chown_lands_on_subordinate_ids(kp, tmp_path):
     work = tmp_path / "owned"
     work.mkdir()
     r = kp("unshare", "--", "sh", "-c",
-           'touch "$1/one" "$1/thousand" && chown 1:1 "$1/one" && chown 1000:1000 "$1/thousand"',
+           'touch "$1/root" "$1/one" "$1/thousand" && chown 1:1 "$1/one" '
+           '&& chown 1000:1000 "$1/thousand"',
            "sh", work)
     assert r.returncode == 0, r
+    # What root creates inside is the first subordinate id on the host, not the caller.
+    root = os.stat(work / "root")
+    assert (root.st_uid, root.st_gid) == (host_id(UID_MAP, 0), host_id(GID_MAP, 0))
+    assert root.st_uid != os.getuid()
     one = os.stat(work / "one")
-    assert (one.st_uid, one.st_gid) == (SUBUIDS[0][0], SUBGIDS[0][0])
-    if SUBUIDS[0][1] >= 1000 and SUBGIDS[0][1] >= 1000:
-        thousand = os.stat(work / "thousand")
-        assert (thousand.st_uid, thousand.st_gid) == (SUBUIDS[0][0] + 999, SUBGIDS[0][0] + 999)
+    assert (one.st_uid, one.st_gid) == (host_id(UID_MAP, 1), host_id(GID_MAP, 1))
+    thousand = os.stat(work / "thousand")
+    assert (thousand.st_uid, thousand.st_gid) == (host_id(UID_MAP, 1000), host_id(GID_MAP, 1000))
     # Inside, the same file is owned by 1 and can be changed and removed.
     r = kp("unshare", "--", "stat", "-c", "%u:%g", work / "one")
     assert r.stdout == "1:1\n", r
-    r = kp("unshare", "--", "sh", "-c", 'chmod 0600 "$1/one" && rm "$1/one" "$1/thousand"',
-           "sh", work)
+    r = kp("unshare", "--", "sh", "-c",
+           'chmod 0600 "$1/one" && rm "$1/root" "$1/one" "$1/thousand"', "sh", work)
     assert r.returncode == 0, r
     assert list(work.iterdir()) == []
+
+
+@needs_ranges
+def test_callers_files_keep_their_owner(kp, tmp_path):
+    mine = tmp_path / "mine"
+    mine.write_text("mine\n")
+    uid, gid = os.getuid(), os.getgid()
+    # The caller's own file shows the caller's ids inside, not 0.
+    r = kp("unshare", "--", "stat", "-c", "%u:%g", mine)
+    assert r.returncode == 0, r
+    assert r.stdout == f"{uid}:{gid}\n"
+    # Root inside may still change it, and a file given the caller's ids inside is the
+    # caller's on the host.
+    r = kp("unshare", "--", "sh", "-c",
+           'chmod 0600 "$1/mine" && touch "$1/given" && chown "$2:$3" "$1/given"',
+           "sh", tmp_path, str(uid), str(gid))
+    assert r.returncode == 0, r
+    assert mine.stat().st_mode & 0o777 == 0o600
+    given = os.stat(tmp_path / "given")
+    assert (given.st_uid, given.st_gid) == (uid, gid)
+    os.unlink(tmp_path / "given")
 
 
 def test_mounts_stay_inside(kp, tmp_path):

@@ -22,8 +22,11 @@
 #include "base/json.h"
 #include "archive/archive.h"
 #include "hash/treedigest.h"
+#include "sandbox/userns.h"
 #include "store/store.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <sys/mman.h>
 
 static char *
@@ -686,6 +689,164 @@ test_layers (void **state)
   assert_int_equal (verify_problems (s), 0);
 }
 
+/* ---- ownership of layer trees ---- */
+
+typedef struct tar_member
+{
+  const char *path;
+  mode_t type, perm;
+  uint32_t uid, gid;
+  const char *text;
+} tar_member;
+
+/* A tar with these members (and no "./" entry), put into the store. */
+static void
+put_tar (kp_store *s, const tar_member *m, size_t n, char id[KP_STORE_OBJECT_ID_LEN + 1])
+{
+  kp_cleanup_close int fd = memfd_create ("tar", MFD_CLOEXEC);
+  assert_true (fd >= 0);
+  struct archive *w = archive_write_new ();
+  archive_write_set_format_pax_restricted (w);
+  assert_int_equal (archive_write_open_fd (w, fd), ARCHIVE_OK);
+  for (size_t i = 0; i < n; i++)
+    {
+      struct archive_entry *e = archive_entry_new ();
+      archive_entry_set_pathname (e, m[i].path);
+      archive_entry_set_filetype (e, m[i].type);
+      archive_entry_set_perm (e, m[i].perm);
+      archive_entry_set_uid (e, m[i].uid);
+      archive_entry_set_gid (e, m[i].gid);
+      size_t len = m[i].text ? strlen (m[i].text) : 0;
+      archive_entry_set_size (e, (la_int64_t) len);
+      assert_int_equal (archive_write_header (w, e), ARCHIVE_OK);
+      if (len)
+        assert_int_equal (archive_write_data (w, m[i].text, len), (la_ssize_t) len);
+      archive_entry_free (e);
+    }
+  assert_int_equal (archive_write_close (w), ARCHIVE_OK);
+  archive_write_free (w);
+  assert_int_equal (lseek (fd, 0, SEEK_SET), 0);
+  kp_error *err = NULL;
+  assert_int_equal (kp_store_put_fd (s, fd, id, &err), 0);
+}
+
+/* The host id of inside id `inside`: itself as root, else through the caller's map. */
+static uint32_t
+host_id (const kp_idmap_range *lines, size_t n, uint32_t inside)
+{
+  if (geteuid () == 0)
+    return inside;
+  for (size_t i = 0; i < n; i++)
+    if (inside >= lines[i].inside && inside - lines[i].inside < lines[i].count)
+      return lines[i].outside + (inside - lines[i].inside);
+  fail_msg ("inside id %u is not mapped", inside);
+  return 0;
+}
+
+static void
+assert_host_owner (const char *dir, const char *rel, uid_t uid, gid_t gid)
+{
+  kp_cleanup_free char *path = xasprintf ("%s/%s", dir, rel);
+  struct stat st;
+  if (lstat (path, &st) < 0)
+    fail_msg ("lstat %s: %s", path, strerror (errno));
+  if (st.st_uid != uid || st.st_gid != gid)
+    fail_msg ("%s is owned by %u:%u on the host, expected %u:%u", rel, (unsigned) st.st_uid,
+              (unsigned) st.st_gid, (unsigned) uid, (unsigned) gid);
+}
+
+/* Image ids land on the host where the id map says: image root and other users on
+ * subordinate ids, the caller's own id on the caller. Files the caller cannot read from
+ * the host are still digested, counted by gc and removed. */
+static void
+test_layer_owners (void **state)
+{
+  kp_error *err = NULL;
+  kp_idmap map;
+  assert_int_equal (kp_idmap_for_caller (&map, &err), 0);
+  if (geteuid () != 0 && !map.full)
+    {
+      fprintf (stderr, "skip: no subordinate ranges for this user, so a layer cannot hold "
+                       "files of other owners\n");
+      skip ();
+    }
+  uint32_t me = geteuid () == 0 ? 1234 : map.self_uid;
+  uint32_t my_gid = geteuid () == 0 ? 1234 : map.self_gid;
+  const tar_member members[] = {
+    { "root/", AE_IFDIR, 0700, 0, 0, NULL },
+    { "root/secret", AE_IFREG, 0600, 0, 0, "12345" },
+    { "home/", AE_IFDIR, 0755, 0, 0, NULL },
+    { "home/user/", AE_IFDIR, 0755, 1000, 1000, NULL },
+    { "home/user/notes", AE_IFREG, 0644, 1000, 1000, "abc" },
+    { "mine", AE_IFREG, 0644, me, my_gid, "caller\n" },
+  };
+  kp_cleanup_store kp_store *s = open_store (state, KP_STORE_WRITE);
+  char tar[KP_STORE_OBJECT_ID_LEN + 1];
+  put_tar (s, members, KP_N_ELEMENTS (members), tar);
+  char digest[KP_BLAKE3_HEX_LEN + 1];
+  if (kp_store_layer_from_tar (s, tar, KP_LAYER_BASE, NULL, digest, &err) < 0)
+    {
+      if (err->status == KP_EXIT_RUNTIME)
+        {
+          fprintf (stderr, "skip: no user namespace here: %s\n", err->message);
+          skip ();
+        }
+      fail_msg ("layer: %s", err->message);
+    }
+  kp_layer_info info;
+  assert_int_equal (kp_store_layer_read (s, digest, &info, &err), 0);
+  assert_int_equal (info.size, 5 + 3 + 7);
+
+  kp_cleanup_free char *tree = xasprintf ("%s/store/layers/%s/tree", (char *) *state, digest);
+  uint32_t root_uid = host_id (map.uid, map.n_uid, 0);
+  uint32_t root_gid = host_id (map.gid, map.n_gid, 0);
+  /* The tree's root had no member: it is root's, like the rest of root's files. */
+  assert_host_owner (tree, ".", root_uid, root_gid);
+  assert_host_owner (tree, "root", root_uid, root_gid);
+  assert_host_owner (tree, "home/user/notes", host_id (map.uid, map.n_uid, 1000),
+                     host_id (map.gid, map.n_gid, 1000));
+  assert_host_owner (tree, "mine", geteuid () == 0 ? me : getuid (),
+                     geteuid () == 0 ? my_gid : getgid ());
+  if (geteuid () != 0)
+    {
+      assert_int_not_equal (root_uid, getuid ());
+      /* Image root is not the caller: its 0700 directory is closed to us on the host. */
+      kp_cleanup_free char *secret = xasprintf ("%s/root/secret", tree);
+      assert_int_equal (access (secret, R_OK), -1);
+      assert_int_equal (errno, EACCES);
+    }
+  assert_int_equal (verify_problems (s), 0);
+
+  /* gc counts what only the namespace can see, and removes it all. */
+  kp_cleanup_free char *record = xasprintf ("%s/../layer.json", tree);
+  struct stat st;
+  assert_int_equal (stat (record, &st), 0);
+  uint64_t want_bytes = 5 + 3 + 7 + (uint64_t) st.st_size;
+  kp_store_gc_options dry = { .dry_run = true };
+  kp_store_gc_report rep;
+  assert_int_equal (kp_store_gc (s, &dry, &rep, &err), 0);
+  assert_int_equal (rep.freed_layers, 1);
+  assert_int_equal (rep.freed_layer_bytes, want_bytes);
+  kp_store_gc_report_clear (&rep);
+  assert_int_equal (stat (tree, &st), 0);
+
+  assert_int_equal (kp_store_gc (s, NULL, &rep, &err), 0);
+  assert_int_equal (rep.freed_layers, 1);
+  assert_int_equal (rep.freed_layer_bytes, want_bytes);
+  kp_store_gc_report_clear (&rep);
+  assert_int_equal (lstat (tree, &st), -1);
+  assert_int_equal (errno, ENOENT);
+  /* Nothing left behind in tmp/ either. */
+  kp_cleanup_free char *tmp = xasprintf ("%s/store/tmp", (char *) *state);
+  kp_cleanup_dir DIR *d = opendir (tmp);
+  assert_non_null (d);
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") && strcmp (de->d_name, ".."))
+      fail_msg ("left in tmp/: %s", de->d_name);
+  assert_int_equal (verify_problems (s), 0);
+}
+
 int
 main (void)
 {
@@ -702,6 +863,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_journal_quarantine, setup, teardown),
     cmocka_unit_test_setup_teardown (test_gc, setup, teardown),
     cmocka_unit_test_setup_teardown (test_layers, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_layer_owners, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

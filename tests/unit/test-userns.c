@@ -100,6 +100,69 @@ userns_available (void)
 
 /* ---- the id map --------------------------------------------------------------------- */
 
+/* Build the map for uid/gid `self` from one subuid text (used for both files). */
+static void
+build_from_text (kp_idmap *map, uint32_t self, const char *text)
+{
+  kp_cleanup_free char *dir = make_temp_dir ();
+  kp_cleanup_free char *path = xasprintf ("%s/subid", dir);
+  write_text (path, text);
+  kp_cleanup_error kp_error *err = NULL;
+  assert_int_equal (kp_idmap_build (map, self, self, "u", path, path, &err), 0);
+  assert_null (err);
+  assert_int_equal (remove (path), 0);
+  assert_int_equal (rmdir (dir), 0);
+}
+
+/* Check the uid map against the definition: every inside id below len(S) except self maps
+ * to S[i], self maps to itself, nothing else is mapped, and no two lines overlap inside or
+ * outside. S is given as ranges (start, count) pairs. */
+static void
+assert_keep_id (const kp_idmap *map, uint32_t self, const kp_subid_range *s, size_t n_s)
+{
+  assert_true (map->full);
+  assert_int_equal (map->self_uid, self);
+  assert_true (map->n_uid <= KP_IDMAP_MAX_RANGES);
+  uint64_t total = 0;
+  for (size_t i = 0; i < n_s; i++)
+    total += s[i].count;
+  uint64_t mapped = 0;
+  bool self_seen = false;
+  for (size_t i = 0; i < map->n_uid; i++)
+    {
+      const kp_idmap_range *r = &map->uid[i];
+      assert_true (r->count > 0);
+      assert_true ((uint64_t) r->inside + r->count <= UINT32_MAX);
+      if (i > 0) /* sorted by inside id, so no inside overlap */
+        assert_true ((uint64_t) map->uid[i - 1].inside + map->uid[i - 1].count <= r->inside);
+      for (size_t j = 0; j < i; j++)
+        {
+          const kp_idmap_range *o = &map->uid[j];
+          assert_false (r->outside < (uint64_t) o->outside + o->count
+                        && o->outside < (uint64_t) r->outside + r->count);
+        }
+      mapped += r->count;
+      if (r->inside == self)
+        {
+          assert_range (r, self, self, 1);
+          self_seen = true;
+          continue;
+        }
+      /* Each inside id i of the line is S[i]: find S[i] for the line's first id and
+       * check that the line stays within that range. */
+      assert_true (r->inside + (uint64_t) r->count <= total);
+      uint64_t base = 0;
+      size_t k = 0;
+      while (base + s[k].count <= r->inside)
+        base += s[k++].count;
+      assert_int_equal (r->outside, s[k].start + (r->inside - base));
+      assert_true (r->inside + (uint64_t) r->count <= base + s[k].count);
+      assert_false (self >= r->inside && self < (uint64_t) r->inside + r->count);
+    }
+  assert_true (self_seen);
+  assert_int_equal (mapped, self < total ? total : total + 1);
+}
+
 static void
 test_idmap_from_files (void **state)
 {
@@ -121,31 +184,126 @@ test_idmap_from_files (void **state)
   assert_int_equal (kp_idmap_build (&map, 1234, 2345, "kpuser", subuid, subgid, &err), 0);
   assert_null (err);
   assert_true (map.full);
-  assert_int_equal (map.n_uid, 4);
-  assert_range (&map.uid[0], 0, 1234, 1);
-  assert_range (&map.uid[1], 1, 100000, 65536); /* a 65536 range gives inside 1..65536 */
-  assert_range (&map.uid[2], 65537, 300000, 1000);
-  assert_range (&map.uid[3], 66537, 500000, 5);
-  assert_int_equal (map.n_gid, 2);
-  assert_range (&map.gid[0], 0, 2345, 1);
-  assert_range (&map.gid[1], 1, 600000, 65536);
+  assert_int_equal (map.self_uid, 1234);
+  assert_int_equal (map.self_gid, 2345);
+  /* S = 100000..165535, 300000..300999, 500000..500004; 1234 is kept, S[1234] unused. */
+  assert_int_equal (map.n_uid, 5);
+  assert_range (&map.uid[0], 0, 100000, 1234);
+  assert_range (&map.uid[1], 1234, 1234, 1);
+  assert_range (&map.uid[2], 1235, 101235, 65536 - 1235);
+  assert_range (&map.uid[3], 65536, 300000, 1000);
+  assert_range (&map.uid[4], 66536, 500000, 5);
+  assert_int_equal (map.n_gid, 3);
+  assert_range (&map.gid[0], 0, 600000, 2345);
+  assert_range (&map.gid[1], 2345, 2345, 1);
+  assert_range (&map.gid[2], 2346, 602346, 65536 - 2346);
 
-  /* Matched by uid alone when the user has no name. */
+  /* Matched by uid alone when the user has no name; 1234 lies above len(S). */
   assert_int_equal (kp_idmap_build (&map, 1234, 2345, NULL, subuid, subuid, &err), 0);
   assert_true (map.full);
   assert_int_equal (map.n_uid, 2);
-  assert_range (&map.uid[1], 1, 300000, 1000);
+  assert_range (&map.uid[0], 0, 300000, 1000);
+  assert_range (&map.uid[1], 1234, 1234, 1);
+  assert_int_equal (map.n_gid, 2);
+  assert_range (&map.gid[0], 0, 300000, 1000);
+  assert_range (&map.gid[1], 2345, 2345, 1);
 
-  /* Somebody else's ranges never leak in. */
-  assert_int_equal (kp_idmap_build (&map, 77, 77, "nobody-here", subuid, subgid, &err), 0);
+  /* Somebody else's ranges never leak in; without ranges only 0 → caller. */
+  assert_int_equal (kp_idmap_build (&map, 77, 78, "nobody-here", subuid, subgid, &err), 0);
   assert_false (map.full);
   assert_int_equal (map.n_uid, 1);
   assert_int_equal (map.n_gid, 1);
   assert_range (&map.uid[0], 0, 77, 1);
+  assert_range (&map.gid[0], 0, 78, 1);
+  assert_int_equal (map.self_uid, 0);
+  assert_int_equal (map.self_gid, 0);
 
   assert_int_equal (remove (subuid), 0);
   assert_int_equal (remove (subgid), 0);
   assert_int_equal (rmdir (dir), 0);
+}
+
+/* The worked example of docs/userns.md, and kptest's two ranges. */
+static void
+test_idmap_keep_id_layout (void **state)
+{
+  kp_idmap map;
+  build_from_text (&map, 1002, "u:300000:65536\n");
+  assert_int_equal (map.n_uid, 3);
+  assert_range (&map.uid[0], 0, 300000, 1002);
+  assert_range (&map.uid[1], 1002, 1002, 1);
+  assert_range (&map.uid[2], 1003, 301003, 64533);
+  assert_range (&map.gid[1], 1002, 1002, 1);
+  kp_subid_range one[] = { { 300000, 65536 } };
+  assert_keep_id (&map, 1002, one, 1);
+
+  /* Two ranges, the caller's id in the first. */
+  build_from_text (&map, 1002, "u:265536:65536\nu:400000:65536\n");
+  assert_int_equal (map.n_uid, 4);
+  assert_range (&map.uid[0], 0, 265536, 1002);
+  assert_range (&map.uid[1], 1002, 1002, 1);
+  assert_range (&map.uid[2], 1003, 266539, 64533);
+  assert_range (&map.uid[3], 65536, 400000, 65536);
+  kp_subid_range two[] = { { 265536, 65536 }, { 400000, 65536 } };
+  assert_keep_id (&map, 1002, two, 2);
+
+  /* kptest's ranges on the test machines: the second overlaps the first on the host and
+   * is skipped. */
+  build_from_text (&map, 1002, "u:265536:65536\nu:300000:65536\n");
+  assert_int_equal (map.n_uid, 3);
+  assert_range (&map.uid[0], 0, 265536, 1002);
+  assert_range (&map.uid[1], 1002, 1002, 1);
+  assert_range (&map.uid[2], 1003, 266539, 64533);
+  assert_keep_id (&map, 1002, two, 1);
+
+  /* The caller's id in the second range: that one is split. */
+  build_from_text (&map, 70000, "u:265536:65536\nu:400000:65536\n");
+  assert_int_equal (map.n_uid, 4);
+  assert_range (&map.uid[0], 0, 265536, 65536);
+  assert_range (&map.uid[1], 65536, 400000, 70000 - 65536);
+  assert_range (&map.uid[2], 70000, 70000, 1);
+  assert_range (&map.uid[3], 70001, 400000 + 70001 - 65536, 131072 - 70001);
+  kp_subid_range second[] = { { 265536, 65536 }, { 400000, 65536 } };
+  assert_keep_id (&map, 70000, second, 2);
+
+  /* The caller's id is 0, the first id of S, the last one, and just past S. */
+  kp_subid_range small[] = { { 500000, 10 } };
+  uint32_t selves[] = { 0, 9, 10, 4000000 };
+  for (size_t i = 0; i < KP_N_ELEMENTS (selves); i++)
+    {
+      build_from_text (&map, selves[i], "u:500000:10\n");
+      assert_keep_id (&map, selves[i], small, 1);
+    }
+  build_from_text (&map, 0, "u:500000:10\n");
+  assert_int_equal (map.n_uid, 2);
+  assert_range (&map.uid[0], 0, 0, 1);
+  assert_range (&map.uid[1], 1, 500001, 9);
+  build_from_text (&map, 9, "u:500000:10\n");
+  assert_int_equal (map.n_uid, 2);
+  assert_range (&map.uid[0], 0, 500000, 9);
+  assert_range (&map.uid[1], 9, 9, 1);
+  build_from_text (&map, 10, "u:500000:10\n");
+  assert_int_equal (map.n_uid, 2);
+  assert_range (&map.uid[0], 0, 500000, 10);
+  assert_range (&map.uid[1], 10, 10, 1);
+
+  /* A range of one id that is exactly S[self]: it vanishes, self stays. */
+  build_from_text (&map, 5, "u:600000:5\nu:700000:1\nu:800000:3\n");
+  assert_int_equal (map.n_uid, 3);
+  assert_range (&map.uid[0], 0, 600000, 5);
+  assert_range (&map.uid[1], 5, 5, 1);
+  assert_range (&map.uid[2], 6, 800000, 3);
+
+  /* Overlaps: with the caller's own id (which sits inside the second range's span on the
+   * host) and with an earlier range; both are skipped and the rest laid out in order. */
+  build_from_text (&map, 1500, "u:100000:1000\nu:1000:1000\nu:100500:10\nu:200000:1000\n");
+  assert_int_equal (map.n_uid, 4);
+  assert_range (&map.uid[0], 0, 100000, 1000);
+  assert_range (&map.uid[1], 1000, 200000, 500);
+  assert_range (&map.uid[2], 1500, 1500, 1);
+  assert_range (&map.uid[3], 1501, 200501, 499);
+  kp_subid_range kept[] = { { 100000, 1000 }, { 200000, 1000 } };
+  assert_keep_id (&map, 1500, kept, 2);
 }
 
 static void
@@ -156,9 +314,9 @@ test_idmap_limits (void **state)
   kp_cleanup_free char *subgid = xasprintf ("%s/subgid", dir);
   kp_cleanup_free char *missing = xasprintf ("%s/absent", dir);
 
-  /* Ten ranges: the first seven fit beside 0 → caller. */
+  /* Twelve ranges of 100: nine fit beside the caller's own line. */
   kp_cleanup_buf kp_buf text = KP_BUF_INIT;
-  for (unsigned i = 0; i < 10; i++)
+  for (unsigned i = 0; i < 12; i++)
     kp_buf_printf (&text, "u:%u:100\n", 100000 + i * 1000);
   write_text (subuid, kp_buf_str (&text));
   /* One range nearly as large as the id space; a later one inside it is skipped. */
@@ -166,20 +324,61 @@ test_idmap_limits (void **state)
 
   kp_cleanup_error kp_error *err = NULL;
   kp_idmap map;
-  assert_int_equal (kp_idmap_build (&map, 1, 1, "u", subuid, subgid, &err), 0);
+  /* The caller above everything laid out: its line comes last. */
+  assert_int_equal (kp_idmap_build (&map, 5000, 1, "u", subuid, subgid, &err), 0);
   assert_true (map.full);
   assert_int_equal (map.n_uid, KP_IDMAP_MAX_RANGES);
-  for (size_t i = 1; i < map.n_uid; i++)
-    assert_range (&map.uid[i], 1 + (uint32_t) (i - 1) * 100, 100000 + (uint32_t) (i - 1) * 1000,
-                  100);
-  assert_int_equal (map.n_gid, 2);
-  assert_range (&map.gid[1], 1, 10, 4294967200u);
+  for (size_t i = 0; i + 1 < map.n_uid; i++)
+    assert_range (&map.uid[i], (uint32_t) i * 100, 100000 + (uint32_t) i * 1000, 100);
+  assert_range (&map.uid[KP_IDMAP_MAX_RANGES - 1], 5000, 5000, 1);
+  /* gid 1 splits the huge range: inside 2.. stay below 2^32-1. */
+  assert_int_equal (map.n_gid, 3);
+  assert_range (&map.gid[0], 0, 10, 1);
+  assert_range (&map.gid[1], 1, 1, 1);
+  assert_range (&map.gid[2], 2, 12, 4294967200u - 2);
+
+  /* The caller inside S, so splitting costs a line: the caller's line is still there and
+   * the map still ends at KP_IDMAP_MAX_RANGES. */
+  assert_int_equal (kp_idmap_build (&map, 250, 1, "u", subuid, subgid, &err), 0);
+  assert_int_equal (map.n_uid, KP_IDMAP_MAX_RANGES);
+  assert_range (&map.uid[0], 0, 100000, 100);
+  assert_range (&map.uid[1], 100, 101000, 100);
+  assert_range (&map.uid[2], 200, 102000, 50);
+  assert_range (&map.uid[3], 250, 250, 1);
+  assert_range (&map.uid[4], 251, 102051, 49);
+  assert_range (&map.uid[KP_IDMAP_MAX_RANGES - 1], 700, 107000, 100);
+  kp_subid_range eight[8];
+  for (unsigned i = 0; i < 8; i++)
+    eight[i] = (kp_subid_range) { 100000 + i * 1000, 100 };
+  assert_keep_id (&map, 250, eight, 8);
+
+  /* The caller in a range that no longer fits after the split: its own line is there
+   * anyway, after the ranges that fit. */
+  assert_int_equal (kp_idmap_build (&map, 1150, 1, "u", subuid, subgid, &err), 0);
+  assert_int_equal (map.n_uid, KP_IDMAP_MAX_RANGES);
+  assert_range (&map.uid[KP_IDMAP_MAX_RANGES - 1], 1150, 1150, 1);
+  kp_subid_range nine[9];
+  for (unsigned i = 0; i < 9; i++)
+    nine[i] = (kp_subid_range) { 100000 + i * 1000, 100 };
+  assert_keep_id (&map, 1150, nine, 9);
+
+  /* Every outside id but the caller's own in use: inside ids still end below 2^32-1. */
+  write_text (subuid, "u:2:4294967293\nu:0:1\n");
+  assert_int_equal (kp_idmap_build (&map, 1, 1, "u", subuid, subgid, &err), 0);
+  assert_int_equal (map.n_uid, 4);
+  assert_range (&map.uid[0], 0, 2, 1);
+  assert_range (&map.uid[1], 1, 1, 1);
+  assert_range (&map.uid[2], 2, 4, 4294967291u);
+  assert_range (&map.uid[3], 4294967293u, 0, 1);
+  kp_subid_range whole[] = { { 2, 4294967293u }, { 0, 1 } };
+  assert_keep_id (&map, 1, whole, 2);
 
   /* A missing subgid file: only uid ranges, so neither is used. */
   assert_int_equal (kp_idmap_build (&map, 1, 1, "u", subuid, missing, &err), 0);
   assert_false (map.full);
   assert_int_equal (map.n_uid, 1);
   assert_int_equal (map.n_gid, 1);
+  assert_range (&map.uid[0], 0, 1, 1);
 
   /* Missing files are "no ranges"; a file that cannot be read is an error. */
   assert_int_equal (kp_idmap_build (&map, 1, 1, "u", missing, missing, &err), 0);
@@ -200,9 +399,33 @@ test_idmap_for_caller (void **state)
   kp_cleanup_error kp_error *err = NULL;
   kp_idmap map;
   assert_int_equal (kp_idmap_for_caller (&map, &err), 0);
-  assert_range (&map.uid[0], 0, getuid (), 1);
-  assert_range (&map.gid[0], 0, getgid (), 1);
-  assert_true (map.full ? map.n_uid > 1 && map.n_gid > 1 : map.n_uid == 1 && map.n_gid == 1);
+  if (!map.full)
+    {
+      assert_int_equal (map.n_uid, 1);
+      assert_int_equal (map.n_gid, 1);
+      assert_range (&map.uid[0], 0, getuid (), 1);
+      assert_range (&map.gid[0], 0, getgid (), 1);
+      assert_int_equal (map.self_uid, 0);
+      assert_int_equal (map.self_gid, 0);
+      return;
+    }
+  assert_int_equal (map.self_uid, getuid ());
+  assert_int_equal (map.self_gid, getgid ());
+  bool uid_seen = false, gid_seen = false;
+  for (size_t i = 0; i < map.n_uid; i++)
+    if (map.uid[i].inside == getuid ())
+      {
+        assert_range (&map.uid[i], getuid (), getuid (), 1);
+        uid_seen = true;
+      }
+  for (size_t i = 0; i < map.n_gid; i++)
+    if (map.gid[i].inside == getgid ())
+      {
+        assert_range (&map.gid[i], getgid (), getgid (), 1);
+        gid_seen = true;
+      }
+  assert_true (uid_seen && gid_seen);
+  assert_true (map.n_uid > 1 && map.n_gid > 1);
 }
 
 /* ---- frames ------------------------------------------------------------------------- */
@@ -400,6 +623,37 @@ fn_remove (void *data, kp_error **err)
   return 0;
 }
 
+/* The host id that inside id `inside` maps to, or (u32)-1 when it is not mapped. */
+static uint32_t
+outside_of (const kp_idmap_range *lines, size_t n, uint32_t inside)
+{
+  for (size_t i = 0; i < n; i++)
+    if (inside >= lines[i].inside && inside - lines[i].inside < lines[i].count)
+      return lines[i].outside + (inside - lines[i].inside);
+  return UINT32_MAX;
+}
+
+typedef struct stat_probe
+{
+  const char *path;
+  uid_t uid; /* what the namespace sees */
+  gid_t gid;
+} stat_probe;
+
+static int
+fn_stat (void *data, kp_error **err)
+{
+  stat_probe *p = data;
+  struct stat st;
+  if (stat (p->path, &st) < 0)
+    return kp_error_errno (err, errno, "stat %s", p->path);
+  if (st.st_uid != p->uid || st.st_gid != p->gid)
+    return kp_error_set (err, 1, "inside, %s is owned by %u:%u, not %u:%u", p->path,
+                         (unsigned) st.st_uid, (unsigned) st.st_gid, (unsigned) p->uid,
+                         (unsigned) p->gid);
+  return 0;
+}
+
 static void
 test_run_chown_subordinate (void **state)
 {
@@ -413,20 +667,54 @@ test_run_chown_subordinate (void **state)
                        "/etc/subgid\n");
       skip ();
     }
+  bool root = geteuid () == 0;
   kp_cleanup_free char *dir = make_temp_dir ();
   kp_cleanup_free char *path = xasprintf ("%s/owned", dir);
-  chown_probe probe = { path, 1, 1 };
-  int r = kp_userns_run (fn_chown, &probe, &err);
-  if (r < 0)
+
+  /* Image ids: 0 and 1 inside are the first subordinate ids on the host. */
+  uint32_t ids[] = { 0, 1 };
+  for (size_t i = 0; i < KP_N_ELEMENTS (ids); i++)
+    {
+      chown_probe probe = { path, ids[i], ids[i] };
+      int r = kp_userns_run (fn_chown, &probe, &err);
+      if (r < 0)
+        fail_msg ("%s", err->message);
+      struct stat st;
+      assert_int_equal (stat (path, &st), 0);
+      uid_t want_uid = root ? ids[i] : outside_of (map.uid, map.n_uid, ids[i]);
+      gid_t want_gid = root ? ids[i] : outside_of (map.gid, map.n_gid, ids[i]);
+      assert_int_equal (st.st_uid, want_uid);
+      assert_int_equal (st.st_gid, want_gid);
+      if (!root)
+        {
+          assert_int_not_equal (st.st_uid, getuid ());
+          assert_int_not_equal (st.st_gid, getgid ());
+        }
+      /* Inside, the file's owner is that id and root of the namespace can remove it. */
+      stat_probe seen = { path, ids[i], ids[i] };
+      if (kp_userns_run (fn_stat, &seen, &err) < 0)
+        fail_msg ("%s", err->message);
+      assert_int_equal (kp_userns_run (fn_remove, &probe, &err), 0);
+    }
+
+  /* The caller's own file: the caller's ids inside too, and chowning it to them inside
+   * leaves it the caller's on the host. */
+  write_text (path, "mine\n");
+  stat_probe own = { path, getuid (), getgid () };
+  if (kp_userns_run (fn_stat, &own, &err) < 0)
     fail_msg ("%s", err->message);
-  struct stat st;
-  assert_int_equal (stat (path, &st), 0);
-  uid_t want_uid = geteuid () == 0 ? 1 : map.uid[1].outside;
-  gid_t want_gid = geteuid () == 0 ? 1 : map.gid[1].outside;
-  assert_int_equal (st.st_uid, want_uid);
-  assert_int_equal (st.st_gid, want_gid);
-  /* Inside, the file's owner is id 1 and root of the namespace can remove it. */
-  assert_int_equal (kp_userns_run (fn_remove, &probe, &err), 0);
+  assert_int_equal (remove (path), 0);
+  if (!root)
+    {
+      chown_probe probe = { path, map.self_uid, map.self_gid };
+      if (kp_userns_run (fn_chown, &probe, &err) < 0)
+        fail_msg ("%s", err->message);
+      struct stat st;
+      assert_int_equal (stat (path, &st), 0);
+      assert_int_equal (st.st_uid, getuid ());
+      assert_int_equal (st.st_gid, getgid ());
+      assert_int_equal (remove (path), 0);
+    }
   assert_int_equal (rmdir (dir), 0);
 }
 
@@ -538,6 +826,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_idmap_from_files),
+    cmocka_unit_test (test_idmap_keep_id_layout),
     cmocka_unit_test (test_idmap_limits),
     cmocka_unit_test (test_idmap_for_caller),
     cmocka_unit_test (test_sync_frames),

@@ -43,12 +43,8 @@ trim_output (char *text)
   return text;
 }
 
-typedef struct id_helper
-{
-  const char *name; /* "newuidmap" */
-  pid_t pid;
-  int out; /* its stdout and stderr */
-} id_helper;
+/* One helper run: its name ("newuidmap"), pid and output pipe. */
+typedef __typeof__ (((kp_idmap_pending *) 0)->helper[0]) id_helper;
 
 /* Start `helper PID INSIDE OUTSIDE COUNT ...`, never through a shell, its output captured
  * for the error message. */
@@ -171,18 +167,21 @@ kp_idmap_single (kp_idmap *map, uid_t uid, gid_t gid, uint32_t inside_uid, uint3
 }
 
 int
-kp_idmap_apply (const kp_idmap *map, pid_t pid, kp_error **err)
+kp_idmap_apply_start (const kp_idmap *map, pid_t pid, kp_idmap_pending *pending,
+                      kp_error **err)
 {
+  for (size_t i = 0; i < 2; i++)
+    pending->helper[i] = (id_helper) { NULL, -1, -1 };
   if (map->full)
     {
-      id_helper uid_helper, gid_helper;
-      if (id_helper_start (&uid_helper, "newuidmap", pid, map->uid, map->n_uid, err) < 0)
+      if (id_helper_start (&pending->helper[0], "newuidmap", pid, map->uid, map->n_uid, err) < 0)
         return kp_error_prefix (err, "map subordinate ids");
-      int r = id_helper_start (&gid_helper, "newgidmap", pid, map->gid, map->n_gid, err);
-      r |= id_helper_finish (&uid_helper, err);
-      if (gid_helper.pid >= 0)
-        r |= id_helper_finish (&gid_helper, err);
-      return r < 0 ? kp_error_prefix (err, "map subordinate ids") : 0;
+      if (id_helper_start (&pending->helper[1], "newgidmap", pid, map->gid, map->n_gid, err) < 0)
+        {
+          kp_idmap_apply_finish (pending, NULL);
+          return kp_error_prefix (err, "map subordinate ids");
+        }
+      return 0;
     }
   kp_cleanup_free char *uid_line
       = xasprintf ("%u %u 1\n", map->uid[0].inside, map->uid[0].outside);
@@ -193,4 +192,25 @@ kp_idmap_apply (const kp_idmap *map, pid_t pid, kp_error **err)
       || write_proc_file (pid, "gid_map", gid_line, err) < 0)
     return kp_error_prefix (err, "map your own id");
   return 0;
+}
+
+int
+kp_idmap_apply_finish (kp_idmap_pending *pending, kp_error **err)
+{
+  int r = 0;
+  for (size_t i = 0; i < 2; i++)
+    if (id_helper_finish (&pending->helper[i], err) < 0)
+      r = -1;
+  if (r < 0 && err && *err)
+    kp_error_prefix (err, "map subordinate ids");
+  return r;
+}
+
+int
+kp_idmap_apply (const kp_idmap *map, pid_t pid, kp_error **err)
+{
+  kp_idmap_pending pending;
+  if (kp_idmap_apply_start (map, pid, &pending, err) < 0)
+    return -1;
+  return kp_idmap_apply_finish (&pending, err);
 }

@@ -1,10 +1,15 @@
-/* idmap.c — the id mapping of the store's user namespace.
+/* idmap.c — the id mapping of the store's user namespace ("keep-id").
  *
- * Inside id 0 is the caller; inside ids 1..N are the caller's subordinate ranges laid end
- * to end, so a single 65536-id range gives inside 1..65536 and files chowned inside to
- * 1000 are owned on the host by the range's start + 999. */
+ * The caller's subordinate ids, concatenated in file order, form a list S; inside id i is
+ * S[i], except that the caller's own id u is itself inside (S[u] stays unused). The
+ * caller's files therefore keep their owner inside, so whatever is created in a
+ * bind-mounted host directory stays the caller's, while an image's root is S[0] on the
+ * host and its uid 1000 is S[1000] (unless the caller is 1000). With one range of 65536
+ * ids starting at 100000 and a caller of uid 1000, the lines are `0 100000 1000`,
+ * `1000 1000 1` and `1001 101001 64535`. */
 #include "userns-internal.h"
 
+#include "base/util.h"
 #include "subid.h"
 
 #include <errno.h>
@@ -13,27 +18,39 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Does [start, start+count) overlap any outside range already in the map? */
+/* Does [start, start+count) overlap self or any range in list? */
 static bool
-overlaps_outside (const kp_idmap_range *ranges, size_t n, uint32_t start, uint32_t count)
+overlaps (const kp_subid_range *list, size_t n, uint32_t self, uint32_t start, uint32_t count)
 {
   uint64_t end = (uint64_t) start + count;
+  if (start <= self && self < end)
+    return true;
   for (size_t i = 0; i < n; i++)
-    {
-      uint64_t other_end = (uint64_t) ranges[i].outside + ranges[i].count;
-      if (start < other_end && ranges[i].outside < end)
-        return true;
-    }
+    if (start < (uint64_t) list[i].start + list[i].count && list[i].start < end)
+      return true;
   return false;
 }
 
-/* Fill one map (uid or gid): 0 → self, then the ranges of `path`. */
+/* Append a line unless the map is full (the last slot is kept for the caller's own line).
+ * Returns false when it did not fit. */
+static bool
+add_line (kp_idmap_range *lines, size_t *n, uint64_t inside, uint64_t outside, uint64_t count)
+{
+  if (count == 0)
+    return true;
+  if (*n >= KP_IDMAP_MAX_RANGES - 1)
+    return false;
+  lines[(*n)++] = (kp_idmap_range) { (uint32_t) inside, (uint32_t) outside, (uint32_t) count };
+  return true;
+}
+
+/* Fill one map (uid or gid) from the ranges of `path`: S laid out from inside 0 with the
+ * caller's id `self` kept as itself. *n stays 0 when there are no usable ranges. */
 static int
-build_one (kp_idmap_range *ranges, size_t *n, uint32_t self, const char *user, uid_t uid,
+build_one (kp_idmap_range *lines, size_t *n, uint32_t self, const char *user, uid_t uid,
            const char *path, kp_error **err)
 {
-  ranges[0] = (kp_idmap_range) { 0, self, 1 };
-  *n = 1;
+  *n = 0;
   kp_cleanup_error kp_error *read_err = NULL;
   kp_subid_ranges sub;
   if (kp_subid_read (path, user, uid, &sub, &read_err) < 0)
@@ -45,19 +62,51 @@ build_one (kp_idmap_range *ranges, size_t *n, uint32_t self, const char *user, u
                      path);
       return -1;
     }
-  uint64_t next_inside = 1;
-  for (size_t i = 0; i < sub.len && *n < KP_IDMAP_MAX_RANGES; i++)
+
+  /* The ranges used, in file order: the kernel refuses a map whose lines overlap. */
+  kp_subid_range *used = xmalloc ((sub.len + 1) * sizeof *used);
+  size_t n_used = 0;
+  uint64_t total = 0;
+  for (size_t i = 0; i < sub.len; i++)
     {
       const kp_subid_range *r = &sub.ranges[i];
       /* (u32)-1 is not a valid id inside either. */
-      if (next_inside + r->count > UINT32_MAX)
+      if (total + r->count > UINT32_MAX)
         break;
-      if (overlaps_outside (ranges, *n, r->start, r->count))
+      if (overlaps (used, n_used, self, r->start, r->count))
         continue;
-      ranges[(*n)++] = (kp_idmap_range) { (uint32_t) next_inside, r->start, r->count };
-      next_inside += r->count;
+      used[n_used++] = *r;
+      total += r->count;
     }
+
+  /* Lay S out from inside 0, cutting S[self] out of the range that holds it. */
+  bool fits = true;
+  uint64_t inside = 0;
+  for (size_t i = 0; i < n_used && fits; i++)
+    {
+      uint64_t start = used[i].start, count = used[i].count;
+      if (self >= inside && self < inside + count)
+        {
+          uint64_t before = self - inside;
+          fits = add_line (lines, n, inside, start, before)
+                 && add_line (lines, n, self + 1, start + before + 1, count - before - 1);
+        }
+      else
+        fits = add_line (lines, n, inside, start, count);
+      inside += count;
+    }
+  free (used);
   kp_subid_ranges_clear (&sub);
+  if (*n == 0)
+    return 0;
+
+  /* The caller's own line, always present, in its place by inside id. */
+  size_t at = 0;
+  while (at < *n && lines[at].inside < self)
+    at++;
+  memmove (&lines[at + 1], &lines[at], (*n - at) * sizeof *lines);
+  lines[at] = (kp_idmap_range) { self, self, 1 };
+  (*n)++;
   return 0;
 }
 
@@ -72,11 +121,16 @@ kp_idmap_build (kp_idmap *map, uid_t uid, gid_t gid, const char *user, const cha
       memset (map, 0, sizeof *map);
       return -1;
     }
-  /* Both or neither: newuidmap without newgidmap would leave files of inside gid 1.. that
+  /* Both or neither: newuidmap without newgidmap would leave files of other groups that
    * cannot be created, which is the single-id case anyway. */
-  map->full = map->n_uid > 1 && map->n_gid > 1;
-  if (!map->full)
-    map->n_uid = map->n_gid = 1;
+  if (map->n_uid > 0 && map->n_gid > 0)
+    {
+      map->full = true;
+      map->self_uid = (uint32_t) uid;
+      map->self_gid = (uint32_t) gid;
+      return 0;
+    }
+  kp_idmap_single (map, uid, gid, 0, 0);
   return 0;
 }
 

@@ -2,11 +2,13 @@
  *
  * Layer trees hold files owned by subordinate ids, which the user cannot touch from the
  * host. Every operation on them runs in a child process inside a user namespace (with a
- * private mount namespace) that maps: inside uid/gid 0 → the caller's uid/gid, and inside
- * 1..N → the caller's subordinate ranges (via newuidmap/newgidmap), as `podman unshare`
- * does. Without subordinate ranges, only 0 → caller is mapped (and files of other owners
- * cannot be created: a documented limitation). As real root no mapping is needed: the
- * function runs in a child with a private mount namespace only. */
+ * private mount namespace) whose map keeps the caller's own id: inside uid u (the
+ * caller's) is u on the host, and every other inside id i is the i-th of the caller's
+ * subordinate ids (via newuidmap/newgidmap), as `podman --userns=keep-id` does; likewise
+ * for gids. The same map serves the sandbox runtime, so files created in bind-mounted host
+ * directories stay the caller's. Without subordinate ranges, only 0 → caller is mapped
+ * (and files of other owners cannot be created: a documented limitation). As real root no
+ * mapping is needed: the function runs in a child with a private mount namespace only. */
 #ifndef KP_SANDBOX_USERNS_H
 #define KP_SANDBOX_USERNS_H
 
@@ -32,8 +34,9 @@ typedef struct kp_idmap
   uint32_t self_gid;
 } kp_idmap;
 
-/* The mapping for the caller: 0 → caller, 1.. → subordinate ranges from /etc/subuid and
- * /etc/subgid (by name or numeric id). */
+/* The mapping for the caller: its own uid/gid kept, every other inside id taken from its
+ * subordinate ranges in /etc/subuid and /etc/subgid (by name or numeric id); see
+ * kp_idmap_build. */
 int kp_idmap_for_caller (kp_idmap *map, kp_error **err);
 
 /* A single-id map: inside_uid/inside_gid → uid/gid, nothing else (full is false). */
@@ -44,6 +47,22 @@ void kp_idmap_single (kp_idmap *map, uid_t uid, gid_t gid, uint32_t inside_uid,
  * setuid newuidmap/newgidmap (run side by side) when map->full, else directly (after
  * denying setgroups, as the kernel requires of an unprivileged writer). */
 int kp_idmap_apply (const kp_idmap *map, pid_t pid, kp_error **err);
+
+/* The same in two halves, so the caller can work while the helpers run: start writes the
+ * single-id map at once or starts newuidmap and newgidmap; finish waits for them. finish
+ * must follow a successful start, and reports the helpers' failures. */
+typedef struct kp_idmap_pending
+{
+  struct
+  {
+    const char *name;
+    pid_t pid;
+    int out;
+  } helper[2];
+} kp_idmap_pending;
+int kp_idmap_apply_start (const kp_idmap *map, pid_t pid, kp_idmap_pending *pending,
+                          kp_error **err);
+int kp_idmap_apply_finish (kp_idmap_pending *pending, kp_error **err);
 
 /* Run fn(data, err) in a child inside the store user namespace and wait for it. The
  * child's kp_error (message, hint, status, errno) is carried back to the parent. Returns

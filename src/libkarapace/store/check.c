@@ -299,7 +299,7 @@ kp_store_gc (kp_store *store, const kp_store_gc_options *opts, kp_store_gc_repor
               report->interrupted = true;
               break;
             }
-          uint64_t size = kp_store_du_at (store->layers_fd, *l);
+          uint64_t size = kp_store_du_any (store->layers_fd, *l);
           if (!opts->dry_run && (r = kp_store_remove_path (store, store->layers_fd, *l, err)) < 0)
             {
               set_clear (&parents);
@@ -321,7 +321,7 @@ kp_store_gc (kp_store *store, const kp_store_gc_options *opts, kp_store_gc_repor
     for (char **l = dirs; *l; l++)
       if (kp_store_is_object_id (*l) && !set_has (&live_layers, *l))
         {
-          uint64_t size = kp_store_du_at (store->layers_fd, *l);
+          uint64_t size = kp_store_du_any (store->layers_fd, *l);
           report->freed_layers++;
           report->freed_layer_bytes += size;
           json_array_append_new (report->freed, json_pack ("{s:s,s:s,s:I}", "kind", "layer",

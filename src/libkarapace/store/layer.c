@@ -1,7 +1,8 @@
 /* layer.c — layers: layers/<tree_digest>/{tree/,layer.json}, made from tar objects.
  *
  * Layer trees hold files owned by subordinate ids, which the user cannot touch from the
- * host, so unpacking, digesting and deleting them run inside the store's user namespace
+ * host (not even image root's: that is the first subordinate id, not the user), so
+ * unpacking, digesting, measuring and deleting them run inside the store's user namespace
  * (kp_userns_run). That runs in a child process: results come back through a small
  * shared mapping. A layer is built complete in tmp/ (tree, record), synced, then renamed
  * into place in one step, with a journal entry that removes it again should the process
@@ -71,6 +72,10 @@ unpack_in_namespace (void *data, kp_error **err)
                                       | O_CLOEXEC);
   if (tree < 0)
     return kp_error_errno (err, errno, "open the new tree");
+  /* We made the directory as ourselves, which inside is our own id, not root: the root of
+   * an image is root's unless the tar says otherwise. */
+  if (fchown (tree, 0, 0) < 0)
+    return kp_error_errno (err, errno, "give the new tree to root");
   kp_unpack_options opts = { .preserve_owner = true, .oci_whiteouts = true };
   kp_unpack_stats stats = { 0 };
   if (kp_archive_unpack (c->tar_fd, tree, &opts, &stats, err) < 0)
@@ -115,6 +120,37 @@ kp_store_tree_digest (kp_store *store, int dirfd, const char *name,
     memcpy (out, res->digest, KP_BLAKE3_HEX_LEN + 1);
   shared_free (res);
   return r;
+}
+
+typedef struct du_call
+{
+  int dirfd;
+  const char *name;
+  shared_result *out;
+} du_call;
+
+static int
+du_in_namespace (void *data, kp_error **err)
+{
+  du_call *c = data;
+  c->out->bytes = kp_store_du_at (c->dirfd, c->name);
+  return 0;
+}
+
+uint64_t
+kp_store_du_any (int dirfd, const char *name)
+{
+  bool complete = true;
+  uint64_t bytes = kp_store_du_at_checked (dirfd, name, &complete);
+  if (complete)
+    return bytes;
+  /* Directories of other owners (an image's /root is 0700): only the namespace sees all. */
+  shared_result *res = shared_new ();
+  du_call c = { dirfd, name, res };
+  if (kp_userns_run (du_in_namespace, &c, NULL) == 0 && res->bytes > bytes)
+    bytes = res->bytes;
+  shared_free (res);
+  return bytes;
 }
 
 typedef struct rm_call

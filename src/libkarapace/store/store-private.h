@@ -40,12 +40,17 @@ int kp_store_write_file (kp_store *store, int dirfd, const char *name, const voi
 int kp_store_remove_path (kp_store *store, int dirfd, const char *name, kp_error **err);
 /* Recursively delete dirfd/name (no atomicity). */
 int kp_store_rm_rf_at (int dirfd, const char *name, kp_error **err);
-/* Total size of regular files below dirfd/name. */
+/* Total size of regular files below dirfd/name. *complete (when not NULL) is set to false
+ * when some part of the tree could not be read. */
 uint64_t kp_store_du_at (int dirfd, const char *name);
+uint64_t kp_store_du_at_checked (int dirfd, const char *name, bool *complete);
 
 /* Remove a tree that may hold files of subordinate ids: tried as the caller first, then
  * inside the store's user namespace. */
 int kp_store_rm_rf_any (int dirfd, const char *name, kp_error **err);
+/* kp_store_du_at of a tree that may hold files of subordinate ids (directories only they
+ * may read): tried as the caller first, then inside the store's user namespace. */
+uint64_t kp_store_du_any (int dirfd, const char *name);
 /* The tree digest of dirfd/name, computed inside the store's user namespace. */
 int kp_store_tree_digest (kp_store *store, int dirfd, const char *name,
                           char out[KP_BLAKE3_HEX_LEN + 1], kp_error **err);

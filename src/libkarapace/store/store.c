@@ -196,22 +196,36 @@ kp_store_rm_rf_at (int parent_fd, const char *name, kp_error **err)
 }
 
 uint64_t
-kp_store_du_at (int parent_fd, const char *name)
+kp_store_du_at_checked (int parent_fd, const char *name, bool *complete)
 {
   struct stat st;
   if (fstatat (parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-    return 0;
+    {
+      if (errno != ENOENT && complete)
+        *complete = false;
+      return 0;
+    }
   if (!S_ISDIR (st.st_mode))
     return S_ISREG (st.st_mode) ? (uint64_t) st.st_size : 0;
   kp_cleanup_dir DIR *d = kp_dir_open_at (parent_fd, name);
   if (d == NULL)
-    return 0;
+    {
+      if (errno != ENOENT && complete)
+        *complete = false;
+      return 0;
+    }
   uint64_t total = 0;
   struct dirent *de;
   while ((de = readdir (d)) != NULL)
     if (strcmp (de->d_name, ".") && strcmp (de->d_name, ".."))
-      total += kp_store_du_at (dirfd (d), de->d_name);
+      total += kp_store_du_at_checked (dirfd (d), de->d_name, complete);
   return total;
+}
+
+uint64_t
+kp_store_du_at (int parent_fd, const char *name)
+{
+  return kp_store_du_at_checked (parent_fd, name, NULL);
 }
 
 int
