@@ -77,6 +77,8 @@ typedef struct kp_lockdown
                     ambient when uid is not 0, so they survive exec */
   kp_seccomp_profile seccomp;
   int keep_fd; /* a descriptor above 2 left open (e.g. an exec-error pipe), or -1 */
+  const kp_seccomp_program *seccomp_program; /* the profile compiled in advance, or NULL to
+                                                compile it here */
 } kp_lockdown;
 
 /* Apply spec in the fixed order above. On failure the process is half locked down and

@@ -7,12 +7,20 @@
 #include "seccomp.h"
 
 #include "base/buf.h"
+#include "base/fs.h"
 
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 enum
 {
@@ -291,6 +299,57 @@ kp_seccomp_export_bpf (kp_seccomp_profile profile, int fd, kp_error **err)
     return kp_error_errno (err, -rc, "seccomp: export the %s profile",
                            kp_seccomp_profile_name (profile));
   return 0;
+}
+
+int
+kp_seccomp_compile (kp_seccomp_profile profile, kp_seccomp_program *out, kp_error **err)
+{
+  memset (out, 0, sizeof *out);
+  out->profile = profile;
+  if (profile == KP_SECCOMP_NONE)
+    return check_profile (profile, err);
+  /* libseccomp 2.5 exports only to a descriptor. */
+  kp_cleanup_close int fd = memfd_create ("karapace-seccomp", MFD_CLOEXEC);
+  if (fd < 0)
+    return kp_error_errno (err, errno, "seccomp: memfd_create");
+  if (kp_seccomp_export_bpf (profile, fd, err) < 0)
+    return -1;
+  off_t size = lseek (fd, 0, SEEK_END);
+  if (size <= 0 || size % (off_t) sizeof (struct sock_filter) != 0
+      || lseek (fd, 0, SEEK_SET) < 0)
+    return kp_error_set (err, KP_EXIT_RUNTIME, "seccomp: the compiled %s profile is malformed",
+                         kp_seccomp_profile_name (profile));
+  kp_cleanup_free char *data = kp_fd_read_all (fd, (size_t) size, NULL, err);
+  if (data == NULL)
+    return kp_error_prefix (err, "seccomp: read the compiled filter");
+  out->len = (size_t) size / sizeof (struct sock_filter);
+  out->filter = kp_steal_pointer (&data);
+  return 0;
+}
+
+int
+kp_seccomp_load_program (const kp_seccomp_program *program, kp_error **err)
+{
+  if (program->profile == KP_SECCOMP_NONE)
+    return 0;
+  struct sock_fprog prog = { .len = (unsigned short) program->len,
+                             .filter = (struct sock_filter *) program->filter };
+  if (syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) == 0)
+    return 0;
+  if (errno == EINVAL || errno == ENOSYS)
+    {
+      if (prctl (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) == 0)
+        return 0;
+    }
+  return kp_error_errno (err, errno, "seccomp: load the %s profile",
+                         kp_seccomp_profile_name (program->profile));
+}
+
+void
+kp_seccomp_program_clear (kp_seccomp_program *program)
+{
+  free (program->filter);
+  memset (program, 0, sizeof *program);
 }
 
 char *

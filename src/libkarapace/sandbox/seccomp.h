@@ -39,6 +39,21 @@ int kp_seccomp_profile_from_name (const char *name, kp_seccomp_profile *profile)
  * CAP_SYS_ADMIN. KP_SECCOMP_NONE installs nothing. */
 int kp_seccomp_load (kp_seccomp_profile profile, kp_error **err);
 
+/* A profile's filter compiled once to raw BPF, to be loaded later (in a forked child, say)
+ * without compiling it again: compiling costs far more than loading. */
+typedef struct kp_seccomp_program
+{
+  kp_seccomp_profile profile;
+  void *filter; /* struct sock_filter[len] */
+  size_t len;
+} kp_seccomp_program;
+
+int kp_seccomp_compile (kp_seccomp_profile profile, kp_seccomp_program *out, kp_error **err);
+/* Load a compiled program on every thread (no_new_privs must be set, as
+ * kp_seccomp_load does it). Does not allocate unless it fails. */
+int kp_seccomp_load_program (const kp_seccomp_program *program, kp_error **err);
+void kp_seccomp_program_clear (kp_seccomp_program *program);
+
 /* Write the profile's filter as raw BPF (struct sock_filter[]) to fd, for inspection with
  * a BPF disassembler; nothing is loaded. */
 int kp_seccomp_export_bpf (kp_seccomp_profile profile, int fd, kp_error **err);
