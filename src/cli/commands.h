@@ -12,6 +12,7 @@ KP_CMD_DECLARE (validate);
 KP_CMD_DECLARE (digest);
 KP_CMD_DECLARE (doctor);
 KP_CMD_DECLARE (unshare);
+KP_CMD_DECLARE (run);
 KP_CMD_DECLARE (gc);
 KP_CMD_DECLARE (verify_store);
 KP_CMD_DECLARE (migrate);
@@ -52,6 +53,35 @@ KP_CMD_DECLARE (version);
   "Checks the kernel and host tools the runtime needs: user namespaces, subordinate ids,\n"  \
   "newuidmap, overlayfs in a user namespace (actually tried), fuse-overlayfs, cgroups,\n"    \
   "gpgv and keyrings, XDG_RUNTIME_DIR, the store. Exits 1 when a check fails.\n"
+
+#define KP_CMD_RUN_HELP                                                                       \
+  "Runs CMD in a throw-away sandbox over the root filesystem DIR, which is never changed:\n"  \
+  "writes go to a temporary layer that disappears with the run. The sandbox has its own\n"   \
+  "user, mount, pid, uts, ipc and cgroup namespaces (and network, unless --network host);\n" \
+  "you keep your own uid and gid inside, and ids 0-65535 exist when you have subordinate\n"  \
+  "ranges. /proc, /sys (read-only) and a minimal /dev are its own; no host device is\n"      \
+  "visible unless allowed. The environment is rebuilt from the policy's allow-list.\n"       \
+  "Exits with CMD's status (128+N when signal N killed it, 127 when it is not found).\n\n"    \
+  "Options:\n"                                                                                \
+  "      --rootfs DIR          the root filesystem (required)\n"                             \
+  "      --mount HOST:PATH[:ro]  bind HOST (within the mount allow-list) at PATH\n"          \
+  "      --device PATH         expose a host device node allowed by the policy\n"            \
+  "      --gpu, --audio        expose /dev/dri, /dev/snd (when the policy allows them)\n"    \
+  "      --network MODE        host (default), none (only lo) or user (pasta/slirp4netns)\n" \
+  "      --user WHO            self (default: your uid and gid) or root (uid 0 inside)\n"    \
+  "      --hostname NAME       the host name inside (default karapace)\n"                    \
+  "  -w, --workdir DIR         where CMD starts (default /)\n"                               \
+  "  -e, --env NAME=VALUE      set a variable (deny-listed names are refused)\n"             \
+  "      --memory MIB          memory limit (with swap), enforced by a cgroup\n"             \
+  "      --cpu-shares N        relative cpu weight (2-262144, 1024 normal)\n"                \
+  "      --pids N              most processes and threads\n"                                 \
+  "      --seccomp PROFILE     default or nesting (lets podman run inside)\n"                \
+  "      --overlay DRIVER      auto (default), kernel or fuse ($KARAPACE_OVERLAY)\n"         \
+  "      --policy PATH         read the policy from PATH\n"                                  \
+  "      --session NAME        keep the sandbox while sessions of NAME run: the first run\n" \
+  "                            starts it (needs --rootfs), later runs join it\n"            \
+  "      --stop                with --session: stop that sandbox and all its commands\n"   \
+  "Limits that cannot be enforced make the run fail; they are never silently dropped.\n"
 
 #define KP_CMD_UNSHARE_HELP                                                                   \
   "Runs CMD (default $SHELL, else /bin/sh) in the user namespace the store's files live\n"    \

@@ -249,6 +249,37 @@ kp_xdg_data_home (void)
   return xdg_dir ("XDG_DATA_HOME", ".local/share");
 }
 
+char *
+kp_runtime_state_dir (kp_error **err)
+{
+  const char *runtime = getenv ("XDG_RUNTIME_DIR");
+  struct stat st;
+  kp_cleanup_free char *dir = NULL;
+  if (runtime && runtime[0] == '/' && stat (runtime, &st) == 0 && S_ISDIR (st.st_mode)
+      && st.st_uid == geteuid ())
+    dir = xasprintf ("%s/karapace", runtime);
+  else
+    dir = xasprintf ("/tmp/karapace-%u", (unsigned) geteuid ());
+  if (mkdir (dir, 0700) < 0 && errno != EEXIST)
+    {
+      kp_error_errno (err, errno, "create the runtime directory %s", dir);
+      return NULL;
+    }
+  if (lstat (dir, &st) < 0)
+    {
+      kp_error_errno (err, errno, "runtime directory %s", dir);
+      return NULL;
+    }
+  if (!S_ISDIR (st.st_mode) || st.st_uid != geteuid () || (st.st_mode & 0077) != 0)
+    {
+      kp_error_set (err, KP_EXIT_RUNTIME,
+                    "the runtime directory %s is not a directory private to you", dir);
+      kp_error_hint (err, "remove it, or set XDG_RUNTIME_DIR to a directory of your own");
+      return NULL;
+    }
+  return kp_steal_pointer (&dir);
+}
+
 static int
 remove_tree_children (int dir_fd)
 {

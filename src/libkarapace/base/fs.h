@@ -59,5 +59,8 @@ const char *kp_home_dir (void);
 /* XDG base directories with their fallbacks. Returned strings are newly allocated. */
 char *kp_xdg_config_home (void);
 char *kp_xdg_data_home (void);
+/* Karapace's runtime state directory: $XDG_RUNTIME_DIR/karapace, else /tmp/karapace-UID;
+ * created (0700) when missing, refused when someone else owns it or others may enter it. */
+char *kp_runtime_state_dir (kp_error **err);
 
 #endif

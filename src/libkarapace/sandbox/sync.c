@@ -91,6 +91,13 @@ kp_sync_send (int fd, kp_sync_kind kind, int value, const kp_error *e)
 }
 
 int
+kp_sync_send_text (int fd, const char *text)
+{
+  kp_error e = { .status = 0, .message = (char *) text };
+  return kp_sync_send (fd, KP_SYNC_TEXT, 0, &e);
+}
+
+int
 kp_sync_send_or_fail (int fd, kp_sync_kind kind, int value, const kp_error *e, kp_error **err)
 {
   int r = kp_sync_send (fd, kind, value, e);
@@ -132,7 +139,7 @@ kp_sync_recv (int fd, kp_sync_kind *kind, int *value, kp_error **carried, kp_err
   if ((size_t) n > KP_SYNC_FRAME_MAX || (size_t) n < sizeof h)
     return kp_error_set (err, KP_EXIT_RUNTIME, "setup socket: malformed frame of %zd bytes", n);
   memcpy (&h, frame, sizeof h);
-  if (h.magic != KP_SYNC_MAGIC || h.kind < KP_SYNC_READY || h.kind > KP_SYNC_RESULT)
+  if (h.magic != KP_SYNC_MAGIC || h.kind < KP_SYNC_READY || h.kind > KP_SYNC_KIND_LAST)
     return kp_error_set (err, KP_EXIT_RUNTIME, "setup socket: unknown frame");
   *kind = (kp_sync_kind) h.kind;
   *value = h.value;

@@ -1,0 +1,584 @@
+/* cmd-run.c — `karapace run --rootfs DIR [OPTIONS] -- CMD [ARGS...]`: a command in a
+ * throw-away sandbox over any root filesystem directory, which is never modified.
+ *
+ * Everything the policy decides is checked here, before anything starts: bind sources
+ * against the mount allow-list, devices against the device allow-list, variables against
+ * the deny-list, limits against the ceilings. */
+#include "commands.h"
+
+#include "base/fs.h"
+#include "policy/policy.h"
+#include "sandbox/environ.h"
+#include "sandbox/runtime.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern char **environ;
+
+enum
+{
+  OPT_ROOTFS = 1,
+  OPT_MOUNT,
+  OPT_DEVICE,
+  OPT_GPU,
+  OPT_AUDIO,
+  OPT_NETWORK,
+  OPT_USER,
+  OPT_HOSTNAME,
+  OPT_WORKDIR,
+  OPT_ENV,
+  OPT_MEMORY,
+  OPT_CPU_SHARES,
+  OPT_PIDS,
+  OPT_SECCOMP,
+  OPT_OVERLAY,
+  OPT_POLICY,
+  OPT_SESSION,
+  OPT_STOP,
+};
+
+typedef struct run_options
+{
+  const char *rootfs;
+  char **mounts; /* HOST:CONTAINER[:ro|:rw] as given */
+  size_t n_mounts;
+  char **devices;
+  size_t n_devices;
+  char **env;
+  size_t n_env;
+  bool gpu, audio, as_root;
+  kp_net_mode network;
+  const char *hostname, *workdir, *policy, *session;
+  bool stop;
+  kp_cgroup_limits limits;
+  kp_seccomp_profile seccomp;
+  kp_overlay_driver overlay;
+} run_options;
+
+static void
+push (char ***list, size_t *n, const char *value)
+{
+  *list = xreallocarray (*list, *n + 2, sizeof **list);
+  (*list)[(*n)++] = xstrdup (value);
+  (*list)[*n] = NULL;
+}
+
+static void
+run_options_clear (run_options *o)
+{
+  kp_strv_free (o->mounts);
+  kp_strv_free (o->devices);
+  kp_strv_free (o->env);
+}
+
+static int
+parse_u64 (const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull (text, &end, 10);
+  if (errno || end == text || *end || text[0] == '-' || v < min || v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* A policy refusal (status KP_EXIT_RUNTIME) with an optional hint; evaluates to -1. */
+#define refuse(err, hint, ...)                                                               \
+  (kp_error_set ((err), KP_EXIT_RUNTIME, __VA_ARGS__), add_hint ((err), (hint)), -1)
+
+static void
+add_hint (kp_error **err, const char *hint)
+{
+  if (hint)
+    kp_error_hint (err, "%s", hint);
+}
+
+/* HOST:CONTAINER[:ro|:rw] → a bind, the host side resolved and checked against the
+ * policy. */
+static int
+parse_mount (const kp_policy *p, const char *text, kp_bind *b, kp_error **err)
+{
+  kp_cleanup_free char *copy = xstrdup (text);
+  char *host = copy, *container = strchr (copy, ':');
+  if (container == NULL)
+    return kp_error_set (err, KP_EXIT_USAGE, "--mount %s: expected HOST:CONTAINER[:ro]", text);
+  *container++ = '\0';
+  char *mode = strchr (container, ':');
+  b->readonly = false;
+  if (mode)
+    {
+      *mode++ = '\0';
+      if (strcmp (mode, "ro") == 0)
+        b->readonly = true;
+      else if (strcmp (mode, "rw") != 0)
+        return kp_error_set (err, KP_EXIT_USAGE, "--mount %s: the mode must be ro or rw, not '%s'",
+                             text, mode);
+    }
+  if (host[0] == '\0' || container[0] != '/')
+    return kp_error_set (err, KP_EXIT_USAGE,
+                         "--mount %s: the host path must not be empty and the path inside must "
+                         "be absolute",
+                         text);
+  kp_cleanup_free char *target = kp_path_normalize (container);
+  if (strcmp (target, "/") == 0 || kp_path_is_under (target, "/proc")
+      || kp_path_is_under (target, "/sys") || kp_path_is_under (target, "/dev"))
+    return refuse (err, "use --device for device nodes",
+                   "--mount %s: %s is not a place to mount over", text, target);
+  char resolved[PATH_MAX];
+  if (realpath (host, resolved) == NULL)
+    {
+      kp_error_errno (err, errno, "--mount %s: host path %s", text, host);
+      kp_error_set_status (err, KP_EXIT_RUNTIME);
+      return -1;
+    }
+  if (!kp_policy_mount_allowed (p, NULL, resolved))
+    {
+      kp_cleanup_buf kp_buf prefixes = KP_BUF_INIT;
+      for (size_t i = 0; p->mount_prefixes[i]; i++)
+        kp_buf_printf (&prefixes, "%s%s", i ? ", " : "", p->mount_prefixes[i]);
+      kp_error_set (err, KP_EXIT_RUNTIME,
+                    "--mount %s: host path %s is outside the mount allow-list", text, resolved);
+      kp_error_hint (err,
+                     "allowed: your home and %s; add a prefix to allowed_mount_prefixes in "
+                     "[policy] of %s to allow more",
+                     kp_buf_str (&prefixes),
+                     p->source ? p->source : "~/.config/karapace/config.toml");
+      return -1;
+    }
+  b->source = xstrdup (resolved);
+  b->target = kp_steal_pointer (&target);
+  return 0;
+}
+
+static int
+check_device (const kp_policy *p, const char *path, kp_error **err)
+{
+  kp_cleanup_free char *norm = kp_path_normalize (path);
+  if (norm[0] != '/' || !kp_path_is_under (norm, "/dev") || strcmp (norm, "/dev") == 0)
+    return refuse (err, NULL, "--device %s: %s is not under /dev", path, norm);
+  if (!kp_policy_device_allowed (p, norm))
+    return refuse (err,
+                   "allow it with allowed_devices in [policy] of "
+                   "~/.config/karapace/config.toml",
+                   "--device %s: %s is not in the device allow-list", path, norm);
+  struct stat st;
+  if (stat (norm, &st) < 0)
+    {
+      kp_error_errno (err, errno, "--device %s", path);
+      kp_error_set_status (err, KP_EXIT_RUNTIME);
+      return -1;
+    }
+  if (!S_ISCHR (st.st_mode) && !S_ISBLK (st.st_mode) && !S_ISDIR (st.st_mode))
+    return refuse (err, NULL, "--device %s: %s is not a device node", path, norm);
+  return 0;
+}
+
+static int
+check_ceiling (const char *option, uint64_t value, int64_t ceiling, kp_error **err)
+{
+  if (value == 0 || ceiling <= 0 || value <= (uint64_t) ceiling)
+    return 0;
+  kp_error_set (err, KP_EXIT_RUNTIME, "%s %llu is above the policy's ceiling of %lld", option,
+                (unsigned long long) value, (long long) ceiling);
+  kp_error_hint (err, "ask for less, or raise the ceiling in [policy] of "
+                      "~/.config/karapace/config.toml");
+  return -1;
+}
+
+static bool
+valid_env_name (const char *name, size_t len)
+{
+  if (len == 0 || (name[0] >= '0' && name[0] <= '9'))
+    return false;
+  for (size_t i = 0; i < len; i++)
+    if (!(name[i] == '_' || (name[i] >= 'A' && name[i] <= 'Z')
+          || (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9')))
+      return false;
+  return true;
+}
+
+/* The environment: the policy's allow-list from ours, then --env, the deny-list winning. */
+static char **
+build_environment (const kp_policy *p, const run_options *o, kp_error **err)
+{
+  kp_environ_overrides ov = {
+    .path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    .home = o->as_root ? "/root" : NULL,
+    .user = o->as_root ? "root" : NULL,
+  };
+  kp_cleanup_strv char **env = kp_environ_build (p, NULL, environ, &ov, err);
+  if (env == NULL)
+    return NULL;
+  size_t n = 0;
+  while (env[n])
+    n++;
+  for (size_t i = 0; i < o->n_env; i++)
+    {
+      const char *eq = strchr (o->env[i], '=');
+      size_t len = eq ? (size_t) (eq - o->env[i]) : strlen (o->env[i]);
+      if (eq == NULL || !valid_env_name (o->env[i], len))
+        {
+          kp_error_set (err, KP_EXIT_USAGE, "--env %s: expected NAME=VALUE with NAME made of "
+                                            "letters, digits and '_'",
+                        o->env[i]);
+          return NULL;
+        }
+      kp_cleanup_free char *name = xstrndup (o->env[i], len);
+      if (kp_policy_env_denied (p, name, false))
+        {
+          kp_error_set (err, KP_EXIT_RUNTIME, "--env %s: %s is on the policy's deny-list",
+                        o->env[i], name);
+          kp_error_hint (err, "secrets and agent sockets never enter an environment this "
+                              "way (docs/security.md)");
+          return NULL;
+        }
+      size_t j = 0;
+      for (; j < n; j++)
+        if (strncmp (env[j], o->env[i], len + 1) == 0)
+          break;
+      if (j == n)
+        {
+          env = xreallocarray (env, n + 2, sizeof *env);
+          env[n++] = NULL;
+          env[n] = NULL;
+        }
+      free (env[j]);
+      env[j] = xstrdup (o->env[i]);
+    }
+  return kp_steal_pointer (&env);
+}
+
+static int
+parse_options (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv, run_options *o)
+{
+  static const struct option options[] = {
+    KP_CLI_COMMON_LONG_OPTIONS,
+    { "rootfs", required_argument, NULL, OPT_ROOTFS },
+    { "mount", required_argument, NULL, OPT_MOUNT },
+    { "device", required_argument, NULL, OPT_DEVICE },
+    { "gpu", no_argument, NULL, OPT_GPU },
+    { "audio", no_argument, NULL, OPT_AUDIO },
+    { "network", required_argument, NULL, OPT_NETWORK },
+    { "user", required_argument, NULL, OPT_USER },
+    { "hostname", required_argument, NULL, OPT_HOSTNAME },
+    { "workdir", required_argument, NULL, OPT_WORKDIR },
+    { "env", required_argument, NULL, OPT_ENV },
+    { "memory", required_argument, NULL, OPT_MEMORY },
+    { "cpu-shares", required_argument, NULL, OPT_CPU_SHARES },
+    { "pids", required_argument, NULL, OPT_PIDS },
+    { "seccomp", required_argument, NULL, OPT_SECCOMP },
+    { "overlay", required_argument, NULL, OPT_OVERLAY },
+    { "policy", required_argument, NULL, OPT_POLICY },
+    { "session", required_argument, NULL, OPT_SESSION },
+    { "stop", no_argument, NULL, OPT_STOP },
+    { NULL, 0, NULL, 0 },
+  };
+  int c;
+  /* '+': options end at the command. */
+  while ((c = getopt_long (argc, argv, "+" KP_CLI_COMMON_SHORT_OPTIONS "w:e:", options, NULL))
+         != -1)
+    switch (c)
+      {
+      case OPT_ROOTFS:
+        o->rootfs = optarg;
+        break;
+      case OPT_MOUNT:
+        push (&o->mounts, &o->n_mounts, optarg);
+        break;
+      case OPT_DEVICE:
+        push (&o->devices, &o->n_devices, optarg);
+        break;
+      case OPT_GPU:
+        o->gpu = true;
+        break;
+      case OPT_AUDIO:
+        o->audio = true;
+        break;
+      case OPT_NETWORK:
+        if (kp_net_mode_from_name (optarg, &o->network) < 0)
+          return kp_cli_usage_error (cli, cmd, "--network: host, none or user, not '%s'", optarg);
+        break;
+      case OPT_USER:
+        if (strcmp (optarg, "root") == 0 || strcmp (optarg, "self") == 0)
+          o->as_root = strcmp (optarg, "root") == 0;
+        else
+          return kp_cli_usage_error (cli, cmd, "--user: self or root, not '%s'", optarg);
+        break;
+      case OPT_HOSTNAME:
+        if (optarg[0] == '\0' || strlen (optarg) > 64)
+          return kp_cli_usage_error (cli, cmd, "--hostname: 1 to 64 characters");
+        o->hostname = optarg;
+        break;
+      case 'w':
+      case OPT_WORKDIR:
+        if (optarg[0] != '/')
+          return kp_cli_usage_error (cli, cmd, "--workdir: an absolute path inside");
+        o->workdir = optarg;
+        break;
+      case 'e':
+      case OPT_ENV:
+        push (&o->env, &o->n_env, optarg);
+        break;
+      case OPT_MEMORY:
+        if (parse_u64 (optarg, 4, UINT64_MAX >> 20, &o->limits.memory_limit_mb) < 0)
+          return kp_cli_usage_error (cli, cmd, "--memory: MiB, at least 4, not '%s'", optarg);
+        break;
+      case OPT_CPU_SHARES:
+        if (parse_u64 (optarg, KP_CGROUP_SHARES_MIN, KP_CGROUP_SHARES_MAX, &o->limits.cpu_shares)
+            < 0)
+          return kp_cli_usage_error (cli, cmd, "--cpu-shares: %u to %u, not '%s'",
+                                     KP_CGROUP_SHARES_MIN, KP_CGROUP_SHARES_MAX, optarg);
+        break;
+      case OPT_PIDS:
+        if (parse_u64 (optarg, 1, UINT32_MAX, &o->limits.pids_max) < 0)
+          return kp_cli_usage_error (cli, cmd, "--pids: a positive number, not '%s'", optarg);
+        break;
+      case OPT_SECCOMP:
+        if (kp_seccomp_profile_from_name (optarg, &o->seccomp) < 0
+            || o->seccomp == KP_SECCOMP_NONE)
+          return kp_cli_usage_error (cli, cmd, "--seccomp: default or nesting, not '%s'",
+                                     optarg);
+        break;
+      case OPT_OVERLAY:
+        if (kp_overlay_driver_from_name (optarg, &o->overlay) < 0)
+          return kp_cli_usage_error (cli, cmd, "--overlay: auto, kernel or fuse, not '%s'",
+                                     optarg);
+        break;
+      case OPT_POLICY:
+        o->policy = optarg;
+        break;
+      case OPT_SESSION:
+        if (optarg[0] == '\0' || optarg[0] == '.' || strlen (optarg) > 64
+            || strspn (optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+                   != strlen (optarg))
+          return kp_cli_usage_error (cli, cmd,
+                                     "--session: 1 to 64 letters, digits, '.', '_' or '-', "
+                                     "not starting with '.'");
+        o->session = optarg;
+        break;
+      case OPT_STOP:
+        o->stop = true;
+        break;
+      default:
+        {
+          int r = kp_cli_common_option (cli, cmd, c, optarg);
+          if (r != KP_CLI_CONTINUE)
+            return r;
+        }
+      }
+  if (o->stop)
+    {
+      if (o->session == NULL)
+        return kp_cli_usage_error (cli, cmd, "--stop needs --session NAME");
+      if (optind < argc)
+        return kp_cli_usage_error (cli, cmd, "--stop takes no command");
+      return KP_CLI_CONTINUE;
+    }
+  if (o->rootfs == NULL && o->session == NULL)
+    return kp_cli_usage_error (cli, cmd, "--rootfs DIR is required");
+  if (optind >= argc)
+    return kp_cli_usage_error (cli, cmd, "no command given: karapace run --rootfs DIR -- CMD");
+  return KP_CLI_CONTINUE;
+}
+
+static void
+binds_free (kp_bind *binds, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    {
+      free ((char *) binds[i].source);
+      free ((char *) binds[i].target);
+    }
+  free (binds);
+}
+
+/* Check everything against the policy, then start a holder over --rootfs. */
+static kp_holder *
+start_holder (kp_cli *cli, const run_options *o, const kp_policy *policy,
+              const char *state_dir, kp_error **err)
+{
+  char resolved_rootfs[PATH_MAX];
+  struct stat st;
+  if (realpath (o->rootfs, resolved_rootfs) == NULL || stat (resolved_rootfs, &st) < 0)
+    {
+      kp_error_errno (err, errno, "root filesystem %s", o->rootfs);
+      kp_error_set_status (err, KP_EXIT_RUNTIME);
+      return NULL;
+    }
+  if (!S_ISDIR (st.st_mode))
+    {
+      kp_error_set (err, KP_EXIT_RUNTIME, "root filesystem %s is not a directory", o->rootfs);
+      return NULL;
+    }
+  kp_holder *h = NULL;
+  kp_bind *binds = xcalloc (o->n_mounts + 1, sizeof *binds);
+  size_t n_binds = 0, n_devices = 0;
+  kp_cleanup_strv char **devices = NULL;
+  for (; n_binds < o->n_mounts; n_binds++)
+    if (parse_mount (policy, o->mounts[n_binds], &binds[n_binds], err) < 0)
+      goto out;
+  for (size_t i = 0; i < o->n_devices; i++)
+    {
+      if (check_device (policy, o->devices[i], err) < 0)
+        goto out;
+      push (&devices, &n_devices, o->devices[i]);
+    }
+  static const struct
+  {
+    const char *path, *what;
+  } classes[] = { { "/dev/dri", "gpu" }, { "/dev/snd", "audio" } };
+  for (size_t i = 0; i < 2; i++)
+    {
+      if (!(i == 0 ? o->gpu : o->audio))
+        continue;
+      if (access (classes[i].path, F_OK) < 0)
+        {
+          kp_cli_warn (cli, "--%s: %s does not exist on this machine; nothing to expose",
+                       classes[i].what, classes[i].path);
+          continue;
+        }
+      if (check_device (policy, classes[i].path, err) < 0)
+        goto out;
+      push (&devices, &n_devices, classes[i].path);
+    }
+  if (check_ceiling ("--memory", o->limits.memory_limit_mb, policy->max_memory_limit_mb, err)
+          < 0
+      || check_ceiling ("--cpu-shares", o->limits.cpu_shares, policy->max_cpu_shares, err) < 0
+      || check_ceiling ("--pids", o->limits.pids_max, policy->max_pids, err) < 0)
+    goto out;
+
+  const char *layers[] = { resolved_rootfs, NULL };
+  kp_sandbox_spec spec = {
+    .layers = layers,
+    .binds = binds,
+    .n_binds = n_binds,
+    .devices = (const char *const *) devices,
+    .hostname = o->hostname,
+    .network = o->network,
+    .limits = o->limits,
+    .name = "run",
+    .overlay = o->overlay,
+    .seccomp = o->seccomp,
+    .state_dir = state_dir,
+    .single_id_as_root = o->as_root,
+  };
+  h = kp_holder_start (&spec, err);
+  if (h == NULL)
+    goto out;
+  for (char *const *w = kp_holder_warnings (h); *w; w++)
+    kp_cli_warn (cli, "%s", *w);
+  if (kp_holder_overlay_fallback_reason (h) && o->overlay == KP_OVERLAY_AUTO)
+    kp_cli_warn (cli, "using fuse-overlayfs: %s", kp_holder_overlay_fallback_reason (h));
+  if (cli->verbose)
+    kp_cli_info (cli, "sandbox: holder pid %d, %s overlay, network %s", (int) kp_holder_pid (h),
+                 kp_holder_overlay (h), kp_net_mode_name (o->network));
+out:
+  binds_free (binds, n_binds);
+  return h;
+}
+
+/* --session NAME: the state directory, and the running holder when there is one (else
+ * *h is NULL). With --stop, stops it: returns 1. */
+static int
+open_session (kp_cli *cli, const run_options *o, char **state_dir, kp_holder **h,
+              kp_error **err)
+{
+  kp_cleanup_free char *runtime = kp_runtime_state_dir (err);
+  if (runtime == NULL)
+    return -1;
+  kp_cleanup_free char *sessions = xasprintf ("%s/sessions", runtime);
+  if (mkdir (sessions, 0700) < 0 && errno != EEXIST)
+    return kp_error_errno (err, errno, "create %s", sessions);
+  *state_dir = xasprintf ("%s/%s", sessions, o->session);
+  kp_cleanup_error kp_error *connect_err = NULL;
+  *h = kp_holder_connect (*state_dir, &connect_err);
+  if (o->stop)
+    {
+      if (*h == NULL)
+        {
+          kp_error_set (err, KP_EXIT_RUNTIME, "no session %s is running", o->session);
+          return -1;
+        }
+      int r = kp_holder_stop (*h, err);
+      kp_holder_release (*h);
+      *h = NULL;
+      if (r < 0)
+        return -1;
+      kp_cli_info (cli, "stopped session %s", o->session);
+      return 1;
+    }
+  if (*h == NULL && o->rootfs == NULL)
+    {
+      kp_error_set (err, KP_EXIT_RUNTIME, "no session %s is running", o->session);
+      kp_error_hint (err, "start it with --rootfs DIR");
+      return -1;
+    }
+  if (*h != NULL && (o->rootfs || o->n_mounts || o->n_devices || o->gpu || o->audio))
+    kp_cli_warn (cli,
+                 "session %s runs already: its root filesystem, mounts and devices stay as "
+                 "they were",
+                 o->session);
+  return 0;
+}
+
+int
+kp_cmd_run (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+{
+  run_options o = { .network = KP_NET_HOST, .seccomp = KP_SECCOMP_DEFAULT };
+  const char *forced = getenv ("KARAPACE_OVERLAY");
+  if (forced && forced[0] && kp_overlay_driver_from_name (forced, &o.overlay) < 0)
+    return kp_cli_usage_error (cli, cmd, "KARAPACE_OVERLAY: auto, kernel or fuse, not '%s'",
+                               forced);
+  int status = parse_options (cli, cmd, argc, argv, &o);
+  if (status != KP_CLI_CONTINUE)
+    {
+      run_options_clear (&o);
+      return status;
+    }
+
+  kp_error *err = NULL;
+  kp_cleanup_free char *state_dir = NULL;
+  kp_cleanup_strv char **env = NULL;
+  kp_holder *h = NULL;
+  kp_cleanup_policy kp_policy *policy = kp_policy_load (o.policy, &err);
+  if (policy == NULL)
+    goto fail;
+  if (o.session)
+    {
+      int r = open_session (cli, &o, &state_dir, &h, &err);
+      if (r < 0)
+        goto fail;
+      if (r > 0)
+        {
+          run_options_clear (&o);
+          return 0;
+        }
+    }
+  if ((env = build_environment (policy, &o, &err)) == NULL)
+    goto fail;
+  if (h == NULL && (h = start_holder (cli, &o, policy, state_dir, &err)) == NULL)
+    goto fail;
+  kp_session_spec session = {
+    .argv = argv + optind,
+    .envp = env,
+    .cwd = o.workdir,
+    .as_root = o.as_root,
+    .seccomp = o.seccomp,
+  };
+  if (kp_holder_join (h, &session, &status, &err) < 0)
+    goto fail;
+  kp_holder_release (h);
+  run_options_clear (&o);
+  return status;
+
+fail:
+  kp_holder_release (h);
+  run_options_clear (&o);
+  return kp_cli_fail (cli, err);
+}

@@ -1,0 +1,185 @@
+"""Persistent holders: `karapace run --session NAME` starts a holder the first time and joins
+it later, as `enter`/`exec` will (docs/runtime.md). Run as the unprivileged user."""
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import KARAPACE
+
+
+def _name():
+    return "t-" + uuid.uuid4().hex[:10]
+
+
+def _state_dir(kp, name):
+    runtime = kp.env.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_dir() and Path(runtime).stat().st_uid == os.getuid():
+        base = Path(runtime) / "karapace"
+    else:
+        base = Path(f"/tmp/karapace-{os.getuid()}")
+    return base / "sessions" / name
+
+
+def _start(kp, rootfs, name, *command):
+    """A first session in the background; returns once its holder answers."""
+    proc = subprocess.Popen([KARAPACE, "run", "--session", name, "--rootfs", str(rootfs), "--", *command],
+                            env=kp.env, cwd=kp.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    sock = _state_dir(kp, name) / "holder.sock"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if sock.exists() and kp("run", "--session", name, "--", "true").returncode == 0:
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    out, err = proc.communicate()
+    pytest.fail(f"the first session did not come up: exit {proc.returncode}\n{err}")
+
+
+def _holder_children(pid):
+    """Pids whose parent is pid (the holder is a child of the first front end)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _comm(pid):
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+
+
+def _gone(pid, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _comm(pid) is None:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_later_sessions_join_the_same_environment(kp, rootfs):
+    name = _name()
+    first = _start(kp, rootfs, name, "sh", "-c", "echo from-first > /tmp/marker; exec sleep 1000")
+    try:
+        r = kp("run", "--session", name, "--", "sh", "-c", "cat /tmp/marker; cat /proc/1/comm; ps -o comm")
+        assert r.returncode == 0, r
+        lines = r.stdout.split()
+        # The same throw-away layer, the same pid 1, the first session's process visible.
+        assert lines[0] == "from-first"
+        assert lines[1] == "karapace-holder"
+        assert "sleep" in lines
+        # The exit status of a joined session is its command's.
+        assert kp("run", "--session", name, "--", "sh", "-c", "exit 5").returncode == 5
+    finally:
+        first.terminate()
+        first.communicate(timeout=10)
+
+
+def test_concurrent_sessions_share_one_holder(kp, rootfs):
+    name = _name()
+    first = _start(kp, rootfs, name, "sleep", "1000")
+    try:
+        procs = [subprocess.Popen([KARAPACE, "run", "--session", name, "--", "sh", "-c",
+                                   f"echo {i} > /tmp/s{i}; cat /proc/1/comm; sleep 0.3"],
+                                  env=kp.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for i in range(6)]
+        for p in procs:
+            out, err = p.communicate(timeout=30)
+            assert p.returncode == 0, err
+            assert out.strip() == "karapace-holder"
+        r = kp("run", "--session", name, "--", "sh", "-c", "cat /tmp/s0 /tmp/s1 /tmp/s2 /tmp/s3 /tmp/s4 /tmp/s5")
+        assert r.stdout.split() == ["0", "1", "2", "3", "4", "5"], r
+        holders = [p for p in _holder_children(first.pid) if _comm(p) == "karapace-holder"]
+        assert len(holders) == 1
+    finally:
+        first.terminate()
+        first.communicate(timeout=10)
+
+
+def test_holder_ends_with_its_last_session(kp, rootfs):
+    name = _name()
+    first = _start(kp, rootfs, name, "sleep", "1000")
+    holders = [p for p in _holder_children(first.pid) if _comm(p) == "karapace-holder"]
+    assert len(holders) == 1
+    # SIGTERM to karapace reaches the command; its status comes back as 128+15.
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=10)
+    assert first.returncode == 143
+    assert _gone(holders[0]), "the holder outlived its last session"
+    assert not (_state_dir(kp, name) / "holder.sock").exists()
+    r = kp("run", "--session", name, "--", "true")
+    assert r.returncode == 4 and f"no session {name} is running" in r.stderr, r
+
+
+def test_stop_ends_every_session(kp, rootfs):
+    name = _name()
+    first = _start(kp, rootfs, name, "sleep", "1000")
+    second = subprocess.Popen([KARAPACE, "run", "--session", name, "--", "sleep", "1000"],
+                              env=kp.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    holders = [p for p in _holder_children(first.pid) if _comm(p) == "karapace-holder"]
+    r = kp("run", "--session", name, "--stop")
+    assert r.returncode == 0, r
+    first.communicate(timeout=15)
+    second.communicate(timeout=15)
+    # Each session's command got SIGTERM.
+    assert first.returncode == 143 and second.returncode == 143
+    assert _gone(holders[0])
+    assert kp("run", "--session", name, "--stop").returncode == 4
+
+
+def test_kill_9_of_the_only_front_end_ends_the_holder(kp, rootfs):
+    name = _name()
+    first = _start(kp, rootfs, name, "sh", "-c", "sleep 1000 & sleep 1001")
+    holders = [p for p in _holder_children(first.pid) if _comm(p) == "karapace-holder"]
+    assert len(holders) == 1
+    first.kill()
+    first.communicate(timeout=10)
+    assert _gone(holders[0])
+    # Neither the command nor its background child survived.
+    r = subprocess.run(["pgrep", "-u", str(os.getuid()), "-f", "sleep 100[01]"],
+                       capture_output=True, text=True)
+    assert r.stdout.strip() == ""
+
+
+def test_state_directory_is_private(kp, rootfs):
+    name = _name()
+    first = _start(kp, rootfs, name, "sleep", "1000")
+    try:
+        state = _state_dir(kp, name)
+        assert (state.stat().st_mode & 0o777) == 0o700
+        assert state.stat().st_uid == os.getuid()
+        assert (state / "holder.sock").stat().st_uid == os.getuid()
+    finally:
+        first.terminate()
+        first.communicate(timeout=10)
+
+
+def test_joining_without_a_holder_or_rootfs_is_refused(kp):
+    r = kp("run", "--session", _name(), "--", "true")
+    assert r.returncode == 4
+    assert "start it with --rootfs" in r.stderr
+
+
+def test_session_names_are_checked(kp, rootfs):
+    for bad in ("../x", ".hidden", "a/b", "x" * 65):
+        r = kp("run", "--session", bad, "--rootfs", rootfs, "--", "true")
+        assert r.returncode == 64, (bad, r)
