@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <dirent.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -444,6 +445,37 @@ open_state (const char *dir, int *listen_fd, int *dir_fd, kp_error **err)
   return 0;
 }
 
+/* Remove the empty cgroups of runs whose front end was killed before it could (named
+ * karapace-NAME-PID, the PID no longer running). Best effort: a cgroup still in use
+ * cannot be removed, and rmdir says so. */
+static void
+sweep_stale_cgroups (const kp_cgroup *cg)
+{
+  for (char *const *d = kp_cgroup_get_dirs (cg); d && *d; d++)
+    {
+      kp_cleanup_free char *parent = xstrdup (*d);
+      char *slash = strrchr (parent, '/');
+      if (slash == NULL || slash == parent)
+        continue;
+      *slash = '\0';
+      kp_cleanup_dir DIR *dir = opendir (parent);
+      if (dir == NULL)
+        continue;
+      struct dirent *de;
+      while ((de = readdir (dir)) != NULL)
+        {
+          const char *dash = strrchr (de->d_name, '-');
+          if (!kp_str_has_prefix (de->d_name, "karapace-") || dash == NULL || dash[1] == '\0'
+              || strspn (dash + 1, "0123456789") != strlen (dash + 1))
+            continue;
+          long pid = strtol (dash + 1, NULL, 10);
+          if (pid <= 0 || pid == getpid () || kill ((pid_t) pid, 0) == 0 || errno != ESRCH)
+            continue;
+          unlinkat (dirfd (dir), de->d_name, AT_REMOVEDIR);
+        }
+    }
+}
+
 static bool
 limits_asked (const kp_cgroup_limits *l)
 {
@@ -486,6 +518,7 @@ kp_holder_start (const kp_sandbox_spec *spec, kp_error **err)
       free (cg_name);
       if (h->cg == NULL)
         goto fail;
+      sweep_stale_cgroups (h->cg);
     }
 
   const char *hostname = spec->hostname ? spec->hostname : "karapace";
