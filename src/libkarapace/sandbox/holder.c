@@ -282,6 +282,11 @@ holder_main (holder_args *a)
     }
   if (a->setup->map->full)
     setgroups (0, NULL);
+  /* Until setup is over the holder dies with the caller even when it cannot read its
+   * socket (a mount blocked in a file system server); a persistent holder outlives the
+   * caller after. Set after the id change, which clears it. (The caller just said GO, and
+   * getppid() is 0 in our own pid namespace, so there is nothing to check.) */
+  prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   /* The id change made us undumpable, which would keep the caller's later sessions from
    * joining us (setns on our pidfd needs ptrace-read access). Nothing inside may trace us
    * all the same: no session has CAP_SYS_PTRACE or our ids. */
@@ -308,6 +313,8 @@ holder_main (holder_args *a)
       || kp_sync_send_text (sock, a->setup->fallback_reason) < 0
       || kp_sync_send (sock, KP_SYNC_READY, 0, NULL) < 0)
     _exit (1);
+  if (a->listen_fd >= 0)
+    prctl (PR_SET_PDEATHSIG, 0, 0, 0, 0);
   holder_state_dir = a->state_dir;
   if (a->listen_fd >= 0 && listen (a->listen_fd, 64) < 0)
     holder_exit (1);
