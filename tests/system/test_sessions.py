@@ -183,3 +183,65 @@ def test_session_names_are_checked(kp, rootfs):
     for bad in ("../x", ".hidden", "a/b", "x" * 65):
         r = kp("run", "--session", bad, "--rootfs", rootfs, "--", "true")
         assert r.returncode == 64, (bad, r)
+
+
+# --- terminals and job control -------------------------------------------------------
+
+def _read_until(fd, needle, timeout=15):
+    import select
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle.encode() not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"waited for {needle!r}, got {seen.decode(errors='replace')!r}")
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen.decode(errors="replace")
+
+
+def test_job_control_on_a_terminal(kp, rootfs):
+    """An interactive shell's job control: ^C reaches the command, ^Z stops karapace with
+    it and gives the terminal back to the shell, fg continues it with the terminal."""
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:
+        env = dict(kp.env, PS1="PROMPT$ ", TERM="dumb")
+        os.execve("/bin/bash", ["bash", "--norc", "--noprofile", "-i"], env)
+    try:
+        _read_until(fd, "PROMPT$ ")
+        # The command reads the terminal: it must be the foreground job to do so.
+        os.write(fd, f"{KARAPACE} run --rootfs {rootfs} -- sh -c 'read line; echo got-$line'\n".encode())
+        time.sleep(1.0)
+        os.write(fd, b"\x1a")  # ^Z
+        out = _read_until(fd, "PROMPT$ ")
+        assert "Stopped" in out, out
+        os.write(fd, b"jobs\n")
+        assert "Stopped" in _read_until(fd, "PROMPT$ ")
+        os.write(fd, b"fg\n")
+        time.sleep(0.5)
+        os.write(fd, b"hello\n")
+        out = _read_until(fd, "got-hello")
+        _read_until(fd, "PROMPT$ ")
+        # ^C goes to the command (the foreground job), and its status comes back.
+        os.write(fd, f"{KARAPACE} run --rootfs {rootfs} -- sleep 30; echo status=$?\n".encode())
+        time.sleep(1.0)
+        os.write(fd, b"\x03")  # ^C
+        out = _read_until(fd, "status=")
+        out += _read_until(fd, "PROMPT$ ")
+        assert "status=130" in out, out
+        os.write(fd, b"exit\n")
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+        os.close(fd)
