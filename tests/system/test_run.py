@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import KARAPACE
+from subids import usable_ranges
 
 ROOT = os.getuid() == 0
 PROBE = "/usr/bin/sandbox-probe"
@@ -52,36 +53,8 @@ def probe(kp, rootfs, *args, options=(), **kw):
     return run(kp, rootfs, PROBE, *args, options=options, **kw)
 
 
-def subid_ranges(path):
-    """The caller's ranges as the runtime uses them (docs/userns.md): file order, at most 7,
-    a range overlapping the caller's own id or an earlier range skipped."""
-    import pwd
-    uid = os.getuid()
-    own = uid if path.endswith("subuid") else os.getgid()
-    name = pwd.getpwuid(uid).pw_name
-    ranges = []
-    try:
-        with open(path) as f:
-            for line in f:
-                fields = line.strip().split(":")
-                if len(fields) != 3 or not fields[1].isdigit() or not fields[2].isdigit():
-                    continue
-                if fields[0] not in (name, str(uid)) or int(fields[2]) == 0:
-                    continue
-                start, count = int(fields[1]), int(fields[2])
-                if start <= own < start + count:
-                    continue
-                if any(start < s + c and s < start + count for s, c in ranges):
-                    continue
-                if len(ranges) < 7:
-                    ranges.append((start, count))
-    except FileNotFoundError:
-        pass
-    return ranges
-
-
-SUBUIDS = subid_ranges("/etc/subuid")
-SUBGIDS = subid_ranges("/etc/subgid")
+SUBUIDS = usable_ranges("/etc/subuid")
+SUBGIDS = usable_ranges("/etc/subgid")
 needs_ranges = pytest.mark.skipif(
     ROOT or not (SUBUIDS and SUBGIDS),
     reason="as root every id maps to itself" if ROOT

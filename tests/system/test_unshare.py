@@ -3,38 +3,18 @@
 other id i is the caller's i-th subordinate id, files chowned inside land on the host owned
 by those ids, mounts stay inside, and the command's exit status comes back."""
 import os
-import pwd
 import shutil
 import subprocess
 
 import pytest
 
+from subids import caller_ranges
+
 ROOT = os.getuid() == 0
 
 
-def subid_ranges(path):
-    """The caller's ranges in a subuid(5)/subgid(5) file, in file order."""
-    uid = os.getuid()
-    try:
-        name = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        name = None
-    ranges = []
-    try:
-        with open(path) as f:
-            for line in f:
-                fields = line.strip().split(":")
-                if len(fields) != 3 or not fields[1].isdigit() or not fields[2].isdigit():
-                    continue
-                if fields[0] in (name, str(uid)) and int(fields[2]) > 0:
-                    ranges.append((int(fields[1]), int(fields[2])))
-    except FileNotFoundError:
-        pass
-    return ranges
-
-
-SUBUIDS = subid_ranges("/etc/subuid")
-SUBGIDS = subid_ranges("/etc/subgid")
+SUBUIDS = caller_ranges("/etc/subuid")
+SUBGIDS = caller_ranges("/etc/subgid")
 
 needs_ranges = pytest.mark.skipif(
     ROOT or not (SUBUIDS and SUBGIDS),
