@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -587,6 +588,198 @@ test_host_name_taken (void **state)
   assert_int_equal (kp_cgroup_destroy (cg, NULL), 0);
 }
 
+/* ---- the systemd user manager: a MOCK of it (tests/mock/mock-systemd1.py) -------------- */
+
+/* No systemd runs where the tests run, so a private dbus-daemon carries a mock of the
+ * user manager's interface, which also does to a fake cgroup tree what systemd does to the
+ * real one. */
+typedef struct mock_bus
+{
+  char *dir;
+  char *address;
+  pid_t daemon, mock;
+} mock_bus;
+
+static pid_t
+spawn_quiet (char *const argv[], int out_fd)
+{
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      int null = open ("/dev/null", O_RDWR);
+      dup2 (null, STDIN_FILENO);
+      dup2 (out_fd >= 0 ? out_fd : null, STDOUT_FILENO);
+      dup2 (null, STDERR_FILENO);
+      execvp (argv[0], argv);
+      _exit (127);
+    }
+  return pid;
+}
+
+static void
+mock_stop (mock_bus *m)
+{
+  if (m->mock > 0)
+    kill (m->mock, SIGKILL), waitpid (m->mock, NULL, 0);
+  if (m->daemon > 0)
+    kill (m->daemon, SIGKILL), waitpid (m->daemon, NULL, 0);
+  if (m->dir)
+    remove_tree (m->dir);
+  free (m->dir);
+  free (m->address);
+  memset (m, 0, sizeof *m);
+}
+
+/* Start the bus and the mock; false (the test skips) when either cannot run here. */
+static bool
+mock_start (mock_bus *m, const char *behavior)
+{
+  memset (m, 0, sizeof *m);
+  const char *src = getenv ("KP_TEST_SOURCE_ROOT");
+  kp_cleanup_free char *daemon_path = kp_find_program ("dbus-daemon");
+  if (src == NULL || daemon_path == NULL || access ("/usr/bin/python3", X_OK) < 0)
+    return false;
+  m->dir = make_temp_dir ();
+  make_dir (m->dir, "tree");
+  if (behavior)
+    write_text (m->dir, "behavior", behavior);
+  m->address = xasprintf ("unix:path=%s/bus", m->dir);
+  kp_cleanup_free char *listen = xasprintf ("--address=%s", m->address);
+  char *daemon_argv[] = { "dbus-daemon", "--session", "--nofork", "--nopidfile", listen, NULL };
+  m->daemon = spawn_quiet (daemon_argv, -1);
+  kp_cleanup_free char *socket = xasprintf ("%s/bus", m->dir);
+  for (int i = 0; i < 500 && !exists (socket); i++)
+    usleep (10000);
+  kp_cleanup_free char *script = xasprintf ("%s/tests/mock/mock-systemd1.py", src);
+  int fds[2];
+  assert_int_equal (pipe (fds), 0);
+  char *mock_argv[] = { "/usr/bin/python3", script, m->address, m->dir, NULL };
+  m->mock = spawn_quiet (mock_argv, fds[1]);
+  close (fds[1]);
+  char line[16] = "";
+  struct pollfd p = { fds[0], POLLIN, 0 };
+  ssize_t n = poll (&p, 1, 15000) > 0 ? read (fds[0], line, sizeof line - 1) : 0;
+  close (fds[0]);
+  if (!exists (socket) || n <= 0 || strncmp (line, "ready", 5) != 0)
+    {
+      mock_stop (m);
+      return false;
+    }
+  return true;
+}
+
+#define START_MOCK_OR_SKIP(m, behavior)                                                     \
+  do                                                                                         \
+    {                                                                                        \
+      if (!mock_start ((m), (behavior)))                                                     \
+        {                                                                                    \
+          print_message ("skipped: needs dbus-daemon and python3-dbus with python3-gi\n");   \
+          skip ();                                                                           \
+        }                                                                                    \
+    }                                                                                        \
+  while (0)
+
+/* A fake v2 tree where our cgroup (a terminal's scope) is not delegated to us. */
+static kp_cgroup_host
+undelegated_host (const mock_bus *m, char **tree, char **proc)
+{
+  *tree = xasprintf ("%s/tree", m->dir);
+  write_text (*tree, "cgroup.controllers", "cpu memory pids\n");
+  make_dir (*tree, "user.slice");
+  make_dir (*tree, "user.slice/term.scope");
+  write_text (*tree, "user.slice/term.scope/cgroup.procs", "");
+  *proc = xasprintf ("%s/proc_cgroup", m->dir);
+  write_text (m->dir, "proc_cgroup", "0::/user.slice/term.scope\n");
+  return (kp_cgroup_host) { .root = *tree, .proc_cgroup_path = *proc, .user = "u",
+                            .bus_address = m->address };
+}
+
+static void
+test_v2_systemd_scope (void **state)
+{
+  mock_bus m;
+  START_MOCK_OR_SKIP (&m, NULL);
+  kp_cleanup_free char *tree = NULL, *proc = NULL;
+  kp_cgroup_host host = undelegated_host (&m, &tree, &proc);
+  kp_cgroup_limits l = { .memory_limit_mb = 64, .pids_max = 10 };
+  kp_cleanup_error kp_error *err = NULL;
+  /* The fake tree has no memory.max for the run to write (the kernel makes it): getting
+   * that far below the new scope is what this proves. */
+  assert_null (kp_cgroup_create (&l, "run-1", &host, &err));
+  kp_cleanup_free char *want = xasprintf (
+      "set resource limits: write '67108864' to '%s/user.slice/run-1.scope/run-1/memory.max': "
+      "%s",
+      tree, strerror (ENOENT));
+  assert_string_equal (err->message, want);
+  /* The controllers were enabled in the delegated scope, for the runs below it. */
+  kp_cleanup_free char *scope = xasprintf ("%s/user.slice/run-1.scope", tree);
+  kp_cleanup_free char *sc = xasprintf ("%s/cgroup.subtree_control", scope);
+  kp_cleanup_error kp_error *rerr = NULL;
+  kp_cleanup_free char *text = kp_file_read (sc, 4096, NULL, &rerr);
+  assert_string_equal (text, "+memory +pids");
+  /* What was asked of systemd: a delegated scope holding us, failing if it exists. */
+  kp_cleanup_free char *calls_path = xasprintf ("%s/calls.json", m.dir);
+  kp_cleanup_free char *calls = kp_file_read (calls_path, 1 << 16, NULL, &rerr);
+  assert_non_null (calls);
+  kp_cleanup_free char *pids = xasprintf ("\"PIDs\": [%d]", (int) getpid ());
+  assert_non_null (strstr (calls, "\"name\": \"run-1.scope\""));
+  assert_non_null (strstr (calls, "\"mode\": \"fail\""));
+  assert_non_null (strstr (calls, "\"Delegate\": true"));
+  assert_non_null (strstr (calls, pids));
+  mock_stop (&m);
+}
+
+static void
+test_v2_systemd_scope_job_failed (void **state)
+{
+  mock_bus m;
+  START_MOCK_OR_SKIP (&m, "failed");
+  kp_cleanup_free char *tree = NULL, *proc = NULL;
+  kp_cgroup_host host = undelegated_host (&m, &tree, &proc);
+  kp_cgroup_limits l = { .pids_max = 10 };
+  kp_cleanup_error kp_error *err = NULL;
+  assert_null (kp_cgroup_create (&l, "run-2", &host, &err));
+  assert_int_equal (err->status, KP_EXIT_RUNTIME);
+  assert_string_equal (err->message,
+                       "resource limits: your systemd user manager could not start "
+                       "run-2.scope: failed");
+  assert_non_null (err->hint);
+  mock_stop (&m);
+}
+
+static void
+test_v2_systemd_scope_refused (void **state)
+{
+  mock_bus m;
+  START_MOCK_OR_SKIP (&m, "refuse");
+  kp_cleanup_free char *tree = NULL, *proc = NULL;
+  kp_cgroup_host host = undelegated_host (&m, &tree, &proc);
+  kp_cgroup_limits l = { .memory_limit_mb = 32 };
+  kp_cleanup_error kp_error *err = NULL;
+  assert_null (kp_cgroup_create (&l, "run-3", &host, &err));
+  assert_int_equal (err->status, KP_EXIT_RUNTIME);
+  assert_non_null (strstr (err->message, "refused the scope run-3.scope: Unit run-3.scope already exists."));
+  mock_stop (&m);
+}
+
+static void
+test_v2_without_a_manager (void **state)
+{
+  kp_cleanup_free char *root = make_temp_dir ();
+  write_text (root, "cgroup.controllers", "cpu memory pids\n");
+  make_dir (root, "term.scope");
+  write_text (root, "term.scope/cgroup.procs", "");
+  kp_cgroup_host host = { .root = root, .proc_cgroup = "0::/term.scope\n", .user = "u",
+                          .bus_address = "" };
+  kp_cgroup_limits l = { .pids_max = 10 };
+  kp_cleanup_error kp_error *err = NULL;
+  assert_null (kp_cgroup_create (&l, "run-4", &host, &err));
+  assert_non_null (strstr (err->message, "your cgroup is not delegated to you"));
+  assert_non_null (strstr (err->hint, "Delegate=yes"));
+  remove_tree (root);
+}
+
 int
 main (void)
 {
@@ -604,6 +797,10 @@ main (void)
     cmocka_unit_test (test_v2_enables_controllers),
     cmocka_unit_test (test_v2_from_self_leaf),
     cmocka_unit_test (test_bad_name),
+    cmocka_unit_test (test_v2_systemd_scope),
+    cmocka_unit_test (test_v2_systemd_scope_job_failed),
+    cmocka_unit_test (test_v2_systemd_scope_refused),
+    cmocka_unit_test (test_v2_without_a_manager),
     cmocka_unit_test_teardown (test_host_memory_oom, teardown_host),
     cmocka_unit_test_teardown (test_host_pids_fork_bomb, teardown_host),
     cmocka_unit_test_teardown (test_host_name_taken, teardown_host),

@@ -12,6 +12,7 @@
 
 #include "base/buf.h"
 #include "base/fs.h"
+#include "systemd-scope.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -223,7 +224,9 @@ host_view_load (host_view *h, const kp_cgroup_host *host, kp_error **err)
   const char *self_text = host != NULL ? host->proc_cgroup : NULL;
   if (self_text == NULL)
     {
-      self = kp_file_read ("/proc/self/cgroup", KP_PROC_FILE_MAX, NULL, err);
+      const char *path = host != NULL && host->proc_cgroup_path ? host->proc_cgroup_path
+                                                                 : "/proc/self/cgroup";
+      self = kp_file_read (path, KP_PROC_FILE_MAX, NULL, err);
       if (self == NULL)
         return -1;
       self_text = self;
@@ -523,8 +526,33 @@ failed:
   return -1;
 }
 
+/* Our cgroup is not ours to divide: ask the systemd user manager for a delegated scope
+ * holding us, then look again. Returns 1 when we moved, 0 when there is no manager to ask
+ * (err untouched), -1 when asking failed. */
+static int
+move_into_systemd_scope (host_view *h, const kp_cgroup_host *host, const char *name,
+                         kp_error **err)
+{
+  kp_cleanup_free char *bus = host != NULL && host->bus_address ? xstrdup (host->bus_address)
+                                                                : kp_systemd_user_bus ();
+  if (bus == NULL || bus[0] == '\0')
+    return 0;
+  kp_cleanup_free char *unit = xasprintf ("%s.scope", name);
+  if (kp_systemd_delegated_scope (bus, unit, err) < 0)
+    {
+      kp_error_prefix (err, "resource limits");
+      kp_error_hint (err, "%s", HINT_V2);
+      return -1;
+    }
+  host_view_clear (h);
+  if (host_view_load (h, host, err) < 0)
+    return kp_error_prefix (err, "resource limits: after moving into %s", unit);
+  return 1;
+}
+
 static kp_cgroup *
-create_v2 (const host_view *h, const kp_cgroup_limits *l, const char *name, kp_error **err)
+create_v2 (host_view *h, const kp_cgroup_host *host, const kp_cgroup_limits *l,
+           const char *name, kp_error **err)
 {
   const bool want[3] = { l->memory_limit_mb != 0, l->cpu_shares != 0, l->pids_max != 0 };
   kp_cleanup_free char *own = own_dir (h, NULL);
@@ -541,20 +569,27 @@ create_v2 (const host_view *h, const kp_cgroup_limits *l, const char *name, kp_e
     }
   if (!dir_usable (own, &why) || !file_exists (own, "cgroup.subtree_control"))
     {
-      /* The user manager could make a delegated scope for us; not done yet. */
-      const char *xdg = getenv ("XDG_RUNTIME_DIR");
-      kp_cleanup_free char *bus = xdg && xdg[0] == '/' ? xasprintf ("%s/bus", xdg) : NULL;
-      if (h->root == NULL && bus != NULL && access (bus, F_OK) == 0)
-        runtime_error (err, HINT_V2,
-                       "resource limits requested, but your cgroup %s is not delegated to "
-                       "you, and creating a delegated scope through the systemd user manager "
-                       "is not implemented yet",
-                       own);
-      else
-        runtime_error (err, HINT_V2,
-                       "resource limits requested, but your cgroup is not delegated to you: %s",
-                       why ? why : own);
-      return NULL;
+      int moved = move_into_systemd_scope (h, host, name, err);
+      if (moved < 0)
+        return NULL;
+      if (moved > 0)
+        {
+          free (own);
+          free (why);
+          why = NULL;
+          own = own_dir (h, NULL);
+        }
+      if (own == NULL || !dir_usable (own, &why)
+          || !file_exists (own, "cgroup.subtree_control"))
+        {
+          runtime_error (err, HINT_V2,
+                         moved > 0 ? "resource limits requested, but the scope systemd made "
+                                     "for us is not delegated: %s"
+                                   : "resource limits requested, but your cgroup is not "
+                                     "delegated to you: %s",
+                         why ? why : own ? own : "no cgroup v2 entry in /proc/self/cgroup");
+          return NULL;
+        }
     }
 
   kp_cleanup_free char *available = read_line (own, "cgroup.controllers");
@@ -636,7 +671,7 @@ kp_cgroup_create (const kp_cgroup_limits *limits, const char *name, const kp_cgr
       kp_error_set_status (err, KP_EXIT_RUNTIME);
     }
   else if (host_is_v2 (&h))
-    cg = create_v2 (&h, limits, name, err);
+    cg = create_v2 (&h, host, limits, name, err);
   else
     cg = create_v1 (&h, limits, name, err);
   host_view_clear (&h);

@@ -6,7 +6,8 @@
  * (docs/cgroups.md):
  *
  *   cgroup v2  the caller's own cgroup when it is delegated (writable, with the controllers);
- *              a transient scope of the systemd user manager is detected but not created yet
+ *              else a transient scope the systemd user manager makes for the caller with
+ *              Delegate=yes (systemd-scope.h), below which the same code goes on
  *   cgroup v1  in each needed hierarchy, the caller's own cgroup when writable, else a
  *              `karapace-USER` directory an administrator delegated
  *              (scripts/delegate-cgroup-v1)
@@ -88,6 +89,10 @@ typedef struct kp_cgroup_host
   const char *root;        /* default: the hierarchies of /proc/self/mountinfo */
   const char *proc_cgroup; /* text of /proc/self/cgroup */
   const char *user;        /* name in `karapace-USER`; default: the caller's login name */
+  const char *proc_cgroup_path; /* read this file instead of /proc/self/cgroup (tests);
+                                   proc_cgroup wins when both are set */
+  const char *bus_address;      /* the systemd user manager's bus; default:
+                                   kp_systemd_user_bus(); "" for none */
 } kp_cgroup_host;
 
 typedef struct kp_cgroup kp_cgroup;
