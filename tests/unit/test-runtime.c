@@ -223,6 +223,56 @@ test_lockdown_applied (void **state)
   assert_non_null (strstr (out, "CapEff:\t0000000000000000"));
 }
 
+/* Without subordinate ids (here: asked for), only the caller's own id is mapped: to itself,
+ * or to 0 when the sandbox is for root. */
+static void
+test_single_id_map (void **state)
+{
+  fixture *f = *state;
+  SKIP_UNLESS_USABLE (f);
+  if (geteuid () == 0)
+    {
+      print_message ("skipped: as root every id maps to itself\n");
+      skip ();
+    }
+  for (int as_root = 0; as_root <= 1; as_root++)
+    {
+      kp_sandbox_spec spec = { .layers = f->layers, .network = KP_NET_NONE, .single_id = true,
+                               .single_id_as_root = as_root };
+      char *argv[] = { "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g", NULL };
+      kp_session_spec s = { .argv = argv, .envp = default_env, .as_root = as_root,
+                            .no_tty_control = true };
+      int pipe_fds[2];
+      assert_int_equal (pipe2 (pipe_fds, O_CLOEXEC), 0);
+      fflush (stdout);
+      int saved = dup (STDOUT_FILENO);
+      dup2 (pipe_fds[1], STDOUT_FILENO);
+      close (pipe_fds[1]);
+      int status = -1;
+      kp_error *err = NULL;
+      int r = kp_sandbox_run (&spec, &s, &status, &err);
+      dup2 (saved, STDOUT_FILENO);
+      close (saved);
+      char out[1024];
+      ssize_t n = read (pipe_fds[0], out, sizeof out - 1);
+      out[n > 0 ? n : 0] = '\0';
+      close (pipe_fds[0]);
+      assert_int_equal (r, 0);
+      assert_int_equal (status, 0);
+      unsigned in_u, out_u, count_u, in_g, out_g, count_g, uid, gid;
+      assert_int_equal (sscanf (out, "%u %u %u %u %u %u %u %u", &in_u, &out_u, &count_u, &in_g,
+                                &out_g, &count_g, &uid, &gid),
+                        8);
+      assert_int_equal (count_u, 1);
+      assert_int_equal (count_g, 1);
+      assert_int_equal (out_u, getuid ());
+      assert_int_equal (out_g, getgid ());
+      assert_int_equal (in_u, as_root ? 0 : getuid ());
+      assert_int_equal (uid, in_u);
+      assert_int_equal (gid, in_g);
+    }
+}
+
 static void
 test_command_not_found (void **state)
 {
@@ -315,6 +365,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_pid_one_and_ids, setup, teardown),
     cmocka_unit_test_setup_teardown (test_rootfs_untouched, setup, teardown),
     cmocka_unit_test_setup_teardown (test_lockdown_applied, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_single_id_map, setup, teardown),
     cmocka_unit_test_setup_teardown (test_command_not_found, setup, teardown),
     cmocka_unit_test_setup_teardown (test_bad_rootfs_is_refused, setup, teardown),
     cmocka_unit_test_setup_teardown (test_persistent_holder, setup, teardown),
