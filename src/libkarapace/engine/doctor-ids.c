@@ -33,7 +33,8 @@ typedef struct subid_file_report
 } subid_file_report;
 
 static void
-describe_subid_file (kp_buf *detail, subid_file_report *f, const char *user, uid_t uid)
+describe_subid_file (kp_buf *detail, subid_file_report *f, const char *user, uid_t uid,
+                     uint32_t own)
 {
   kp_cleanup_error kp_error *err = NULL;
   kp_subid_ranges ranges;
@@ -49,12 +50,40 @@ describe_subid_file (kp_buf *detail, subid_file_report *f, const char *user, uid
         }
       return;
     }
-  f->total = ranges.total;
+  /* Count what the id map can use: a range overlapping your own id or an earlier range is
+   * skipped there (the kernel refuses overlapping maps), so it is not counted here. */
+  uint64_t usable = 0;
+  size_t skipped = 0;
+  kp_cleanup_free bool *skip = xcalloc (ranges.len + 1, sizeof *skip);
+  for (size_t i = 0; i < ranges.len; i++)
+    {
+      const kp_subid_range *r = &ranges.ranges[i];
+      uint64_t end = (uint64_t) r->start + r->count;
+      bool overlaps = r->start <= own && own < end;
+      for (size_t j = 0; j < i && !overlaps; j++)
+        {
+          const kp_subid_range *o = &ranges.ranges[j];
+          if (skip[j])
+            continue;
+          overlaps = r->start < (uint64_t) o->start + o->count && o->start < end;
+        }
+      if (overlaps)
+        {
+          skip[i] = true;
+          skipped++;
+          continue;
+        }
+      usable += r->count;
+    }
+  f->total = usable;
   if (ranges.len == 0)
     kp_buf_printf (detail, "no sub%ss in %s", f->kind, f->path);
   else
-    kp_buf_printf (detail, "%llu sub%ss in %zu range%s", (unsigned long long) ranges.total,
-                   f->kind, ranges.len, ranges.len == 1 ? "" : "s");
+    kp_buf_printf (detail, "%llu sub%ss in %zu range%s", (unsigned long long) usable, f->kind,
+                   ranges.len - skipped, ranges.len - skipped == 1 ? "" : "s");
+  if (skipped > 0)
+    kp_buf_printf (detail, " (%zu range%s overlapping your id or another range ignored)",
+                   skipped, skipped == 1 ? "" : "s");
   if (ranges.malformed > 0)
     kp_buf_printf (detail, " (%zu malformed line%s in %s ignored)", ranges.malformed,
                    ranges.malformed == 1 ? "" : "s", f->path);
@@ -94,7 +123,8 @@ kp_doctor_check_subids (kp_doctor_ctx *ctx, kp_check *c)
     {
       if (i > 0)
         kp_buf_puts (&detail, "; ");
-      describe_subid_file (&detail, &files[i], ctx->user, ctx->uid);
+      describe_subid_file (&detail, &files[i], ctx->user, ctx->uid,
+                           i == 0 ? (uint32_t) ctx->uid : (uint32_t) ctx->gid);
     }
   if (ctx->root)
     {
