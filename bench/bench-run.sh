@@ -28,9 +28,19 @@ if [ "$(id -u)" = 0 ]; then
   cp "$src/tests/make-test-rootfs" "$work/tests/"
   chmod -R a+rX "$work"
   set +e
-  su -s /bin/sh "$user" -c "cd /tmp && env XDG_RUNTIME_DIR=/run/user/$uid \
-    BENCH_RUNS='${BENCH_RUNS:-}' BENCH_TAR_MB='${BENCH_TAR_MB:-}' BENCH_CACHE='${BENCH_CACHE:-}' \
+  as_user="cd /tmp && env XDG_RUNTIME_DIR=/run/user/$uid \
+    BENCH_RUNS='${BENCH_RUNS:-}' BENCH_RUNS_WORK='${BENCH_RUNS_WORK:-}' \
+    BENCH_TAR_MB='${BENCH_TAR_MB:-}' BENCH_CACHE='${BENCH_CACHE:-}' \
     KARAPACE_OVERLAY='${KARAPACE_OVERLAY:-}' sh '$work/bench/$(basename "$0")' '$work/build'"
+  # crun, podman's runtime, refuses a hybrid cgroup host (v1 plus a cgroup2 hierarchy).
+  # Hide the cgroup2 hierarchy in a private mount namespace for the whole run, so that all
+  # tools see the same host and podman can be measured at all.
+  if [ "$(stat -f -c %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ]; then
+    echo "bench-run: hybrid cgroup host: /sys/fs/cgroup/unified hidden for this run (crun refuses it)"
+    unshare -m sh -c "mount -t tmpfs none /sys/fs/cgroup/unified && su -s /bin/sh '$user' -c \"$as_user\""
+  else
+    su -s /bin/sh "$user" -c "$as_user"
+  fi
   exit $?
 fi
 
