@@ -121,7 +121,27 @@ teardown (void **state)
 
 static char *default_env[] = { "PATH=/bin", NULL };
 
-/* Run sh -c SCRIPT in a throw-away sandbox; stdout captured into out (NUL-terminated). */
+/* kp_sandbox_run with our stdout captured into out (NUL-terminated). */
+static int
+run_captured (const kp_sandbox_spec *spec, const kp_session_spec *s, char *out,
+              size_t out_size, int *status, kp_error **err)
+{
+  int pipe_fds[2];
+  assert_int_equal (pipe2 (pipe_fds, O_CLOEXEC), 0);
+  fflush (stdout);
+  int saved = dup (STDOUT_FILENO);
+  dup2 (pipe_fds[1], STDOUT_FILENO);
+  close (pipe_fds[1]);
+  int r = kp_sandbox_run (spec, s, status, err);
+  dup2 (saved, STDOUT_FILENO);
+  close (saved);
+  ssize_t n = read (pipe_fds[0], out, out_size - 1);
+  out[n > 0 ? n : 0] = '\0';
+  close (pipe_fds[0]);
+  return r;
+}
+
+/* Run sh -c SCRIPT in a throw-away sandbox; stdout captured into out. */
 static int
 run_script (fixture *f, const char *script, bool as_root, char *out, size_t out_size,
             int *status, kp_error **err)
@@ -131,19 +151,7 @@ run_script (fixture *f, const char *script, bool as_root, char *out, size_t out_
   char *argv[] = { "sh", "-c", (char *) script, NULL };
   kp_session_spec s = { .argv = argv, .envp = default_env, .as_root = as_root,
                         .seccomp = KP_SECCOMP_DEFAULT, .no_tty_control = true };
-  int pipe_fds[2];
-  assert_int_equal (pipe2 (pipe_fds, O_CLOEXEC), 0);
-  fflush (stdout);
-  int saved = dup (STDOUT_FILENO);
-  dup2 (pipe_fds[1], STDOUT_FILENO);
-  close (pipe_fds[1]);
-  int r = kp_sandbox_run (&spec, &s, status, err);
-  dup2 (saved, STDOUT_FILENO);
-  close (saved);
-  ssize_t n = read (pipe_fds[0], out, out_size - 1);
-  out[n > 0 ? n : 0] = '\0';
-  close (pipe_fds[0]);
-  return r;
+  return run_captured (&spec, &s, out, out_size, status, err);
 }
 
 static void
@@ -242,21 +250,10 @@ test_single_id_map (void **state)
       char *argv[] = { "sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g", NULL };
       kp_session_spec s = { .argv = argv, .envp = default_env, .as_root = as_root,
                             .no_tty_control = true };
-      int pipe_fds[2];
-      assert_int_equal (pipe2 (pipe_fds, O_CLOEXEC), 0);
-      fflush (stdout);
-      int saved = dup (STDOUT_FILENO);
-      dup2 (pipe_fds[1], STDOUT_FILENO);
-      close (pipe_fds[1]);
       int status = -1;
       kp_error *err = NULL;
-      int r = kp_sandbox_run (&spec, &s, &status, &err);
-      dup2 (saved, STDOUT_FILENO);
-      close (saved);
       char out[1024];
-      ssize_t n = read (pipe_fds[0], out, sizeof out - 1);
-      out[n > 0 ? n : 0] = '\0';
-      close (pipe_fds[0]);
+      int r = run_captured (&spec, &s, out, sizeof out, &status, &err);
       assert_int_equal (r, 0);
       assert_int_equal (status, 0);
       unsigned in_u, out_u, count_u, in_g, out_g, count_g, uid, gid;

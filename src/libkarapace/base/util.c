@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 void
@@ -227,4 +228,15 @@ kp_levenshtein (const char *a, const char *b)
         }
     }
   return row[lb];
+}
+
+int
+kp_wait_child (pid_t pid, int options)
+{
+  int status;
+  pid_t r;
+  while ((r = waitpid (pid, &status, options)) < 0)
+    if (errno != EINTR)
+      return -1;
+  return r == 0 ? -2 : status;
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #define KP_API __attribute__ ((visibility ("default")))
 #define KP_PRINTF(fmt, args) __attribute__ ((format (printf, fmt, args)))
@@ -69,6 +70,10 @@ char **kp_strv_dup (char *const *v);
 bool kp_strv_contains (char *const *v, const char *s);
 
 bool kp_str_has_prefix (const char *s, const char *prefix);
+
+/* waitpid(2) for one child, retrying on EINTR: its wait status, -1 when pid is not a child
+ * of ours, and with WNOHANG -2 when it has not changed state. */
+int kp_wait_child (pid_t pid, int options);
 bool kp_str_has_suffix (const char *s, const char *suffix);
 bool kp_str_equal0 (const char *a, const char *b); /* NULL-safe strcmp == 0 */
 

@@ -71,16 +71,6 @@ kp_overlay_driver_name (kp_overlay_driver driver)
     }
 }
 
-static int
-reap (pid_t pid)
-{
-  int status;
-  while (waitpid (pid, &status, 0) < 0)
-    if (errno != EINTR)
-      return -1;
-  return status;
-}
-
 /* ---- the holder's side ------------------------------------------------------------------ */
 
 static void
@@ -606,7 +596,7 @@ kp_holder_start (const kp_sandbox_spec *spec, kp_error **err)
         goto fail;
       if (r == 0)
         {
-          int status = reap (h->pid);
+          int status = kp_wait_child (h->pid, 0);
           h->pid = -1;
           kp_error_set (err, KP_EXIT_RUNTIME, "the sandbox setup ended without a word%s",
                         status >= 0 && WIFSIGNALED (status) ? " (killed by a signal)" : "");
@@ -644,7 +634,7 @@ fail:
   if (h->pid > 0)
     {
       kill (h->pid, SIGKILL);
-      reap (h->pid);
+      kp_wait_child (h->pid, 0);
     }
   holder_free (h);
   return NULL;
@@ -762,7 +752,7 @@ kp_holder_release (kp_holder *h)
   /* A holder only we held ends now: wait for it, so that nothing of it is left when we
    * return. A persistent one may live on; it is collected when it ends, or by init. */
   if (h->pid > 0 && !h->joined && !h->persistent)
-    reap (h->pid);
+    kp_wait_child (h->pid, 0);
   else if (h->pid > 0 && !h->joined)
     waitpid (h->pid, NULL, WNOHANG);
   h->pid = -1;

@@ -19,16 +19,6 @@
 /* What newuidmap/newgidmap may print; more is cut. */
 #define KP_HELPER_OUTPUT_MAX 4096
 
-static int
-reap (pid_t pid)
-{
-  int status;
-  while (waitpid (pid, &status, 0) < 0)
-    if (errno != EINTR)
-      return -1;
-  return status;
-}
-
 static char *
 trim_output (char *text)
 {
@@ -117,7 +107,7 @@ id_helper_finish (id_helper *h, kp_error **err)
   kp_cleanup_error kp_error *read_err = NULL;
   kp_cleanup_free char *output = kp_fd_read_all (h->out, 1 << 20, NULL, &read_err);
   kp_closep (&h->out);
-  int status = reap (h->pid);
+  int status = kp_wait_child (h->pid, 0);
   h->pid = -1;
   if (status >= 0 && WIFEXITED (status) && WEXITSTATUS (status) == 0)
     return 0;

@@ -41,17 +41,6 @@ const int kp_runtime_forwarded_signals[]
 
 #define KP_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-static int
-reap (pid_t pid, int options)
-{
-  int status;
-  pid_t r;
-  while ((r = waitpid (pid, &status, options)) < 0)
-    if (errno != EINTR)
-      return -1;
-  return r == 0 ? -2 : status;
-}
-
 /* ---- the command ----------------------------------------------------------------------- */
 
 static const char *
@@ -256,7 +245,7 @@ joiner_main (command_args *a, pid_t caller)
           struct signalfd_siginfo si;
           while (read (sigfd, &si, sizeof si) == sizeof si)
             ;
-          int status = reap (pid, WNOHANG | WUNTRACED);
+          int status = kp_wait_child (pid, WNOHANG | WUNTRACED);
           if (status >= 0 && WIFSTOPPED (status))
             kp_sync_send (sock, KP_SYNC_STOPPED, WSTOPSIG (status), NULL);
           else if (status >= 0)
@@ -405,7 +394,7 @@ kp_holder_join (kp_holder *h, const kp_session_spec *s, int *exit_status, kp_err
         }
       kp_error_free (carried);
     }
-  int joiner_status = reap (joiner, 0);
+  int joiner_status = kp_wait_child (joiner, 0);
   if (tty_control)
     take_terminal (getpgrp ());
   sigprocmask (SIG_SETMASK, &old_mask, NULL);

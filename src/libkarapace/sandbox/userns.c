@@ -42,17 +42,6 @@ userns_setup_clear (userns_setup *s)
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-/* waitpid, retrying on EINTR. Returns the wait status, or -1 when pid is not our child. */
-static int
-reap (pid_t pid)
-{
-  int status;
-  while (waitpid (pid, &status, 0) < 0)
-    if (errno != EINTR)
-      return -1;
-  return status;
-}
-
 /* Describe how a child ended when it should have reported and did not. */
 static int
 child_end_error (int status, const char *what, kp_error **err)
@@ -182,7 +171,7 @@ static void
 kill_and_reap (pid_t pid)
 {
   kill (pid, SIGKILL);
-  reap (pid);
+  kp_wait_child (pid, 0);
 }
 
 /* What the child does once it is set up; it never returns. */
@@ -239,7 +228,7 @@ start_child (child_main_fn child_main, void *arg, int *sock_out, kp_error **err)
   int r = parent_handshake (&s, pid, parent_sock, err);
   userns_setup_clear (&s);
   if (r > 0)
-    child_end_error (reap (pid), "user namespace setup", err);
+    child_end_error (kp_wait_child (pid, 0), "user namespace setup", err);
   else if (r < 0)
     kill_and_reap (pid);
   if (r != 0)
@@ -289,7 +278,7 @@ kp_userns_run (kp_userns_fn fn, void *data, kp_error **err)
       kill_and_reap (pid);
       return -1;
     }
-  int status = reap (pid);
+  int status = kp_wait_child (pid, 0);
   if (r == 0)
     return child_end_error (status, "user namespace child", err);
   if (kind == KP_SYNC_RESULT && value >= 0)
@@ -343,7 +332,7 @@ kp_userns_spawn (char *const argv[], int *exit_status, kp_error **err)
   int r = kp_sync_recv (sock, &kind, &value, &carried, err);
   if (r < 0)
     kill (pid, SIGKILL);
-  int status = reap (pid);
+  int status = kp_wait_child (pid, 0);
   sigaction (SIGINT, &old_int, NULL);
   sigaction (SIGQUIT, &old_quit, NULL);
   if (r < 0)
