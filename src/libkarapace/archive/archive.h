@@ -36,6 +36,11 @@ typedef struct kp_unpack_options
   bool allow_devices;   /* create character and block devices; otherwise refuse them */
   bool keep_setid;      /* keep set-uid/set-gid bits; otherwise clear them */
   bool oci_whiteouts;   /* turn .wh.NAME / .wh..wh..opq into overlay whiteouts */
+  bool apply_whiteouts; /* flatten mode (one OCI layer over the ones already in the
+                           target): .wh.NAME deletes NAME, .wh..wh..opq deletes what the
+                           directory held before this archive (entries of this archive
+                           stay, in whatever order they come); no whiteout is created.
+                           Excludes oci_whiteouts. */
   uint64_t max_bytes;   /* total regular-file bytes; 0 = default (64 GiB) */
   uint64_t max_entries; /* 0 = default (4 million) */
 } kp_unpack_options;

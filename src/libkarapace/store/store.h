@@ -107,6 +107,20 @@ int kp_store_verify_object (kp_store *store, const char *id, uint64_t *size, kp_
 /* Remove an object (needs a writable store). Removing a missing object is not an error. */
 int kp_store_remove_object (kp_store *store, const char *id, kp_error **err);
 
+/* A streaming writer: a new object written in pieces (a download), hashed as it goes.
+ * Nothing is visible in objects/ until commit; abort (or a crash: tmp/ is emptied on the
+ * next exclusive open) leaves no trace. One writer may be used from one thread at a time;
+ * different writers from different threads. */
+typedef struct kp_store_writer kp_store_writer;
+kp_store_writer *kp_store_writer_new (kp_store *store, kp_error **err);
+int kp_store_writer_write (kp_store_writer *w, const void *data, size_t len, kp_error **err);
+uint64_t kp_store_writer_size (const kp_store_writer *w);
+/* Sync and link the bytes into objects/ (idempotent when the object exists); frees w. */
+int kp_store_writer_commit (kp_store_writer *w, char id[KP_STORE_OBJECT_ID_LEN + 1],
+                            kp_error **err);
+/* Forget the bytes; frees w. NULL is fine. */
+void kp_store_writer_abort (kp_store_writer *w);
+
 /* A streaming reader. Each read returns bytes, 0 at the end — only once the whole object
  * has been hashed and found intact — or -1 on an error or a mismatch. Bytes handed out
  * before the end are provisional: a caller that keeps them must wait for the 0. */
@@ -192,9 +206,67 @@ const char *kp_layer_kind_name (kp_layer_kind kind);
 int kp_store_layer_from_tar (kp_store *store, const char *tar_id, kp_layer_kind kind,
                              const char *parent, char digest[KP_BLAKE3_HEX_LEN + 1],
                              kp_error **err);
+/* Apply the tar objects `tar_ids` (n of them, base first; each verified first) one over
+ * the other into one new layer, as a container runtime flattens an image: OCI whiteouts
+ * delete what they name in the layers below (".wh.NAME"), an opaque marker
+ * (".wh..wh..opq") empties its directory of everything the layers below put there, and
+ * later entries replace earlier ones. The result carries no whiteouts. Unpacked in the
+ * store's user namespace, keeping owners, named by its tree digest; journaled; an existing
+ * layer with the same digest is kept. `tar_ids[i]` may be compressed (gzip, zstd, xz). */
+int kp_store_layer_from_tars (kp_store *store, const char *const *tar_ids, size_t n,
+                              kp_layer_kind kind, const char *parent,
+                              char digest[KP_BLAKE3_HEX_LEN + 1], kp_error **err);
+/* Does layer `digest` exist? 1 yes, 0 no, -1 error. */
+int kp_store_layer_exists (kp_store *store, const char *digest, kp_error **err);
 /* Read and verify a layer's record. */
 int kp_store_layer_read (kp_store *store, const char *digest, kp_layer_info *info,
                          kp_error **err);
+
+/* ---- Images: images/<algo>-<hex>.json, and tags in images/tags/ ----
+ *
+ * A resolved base image is kept once per content digest: the registry's manifest digest
+ * ("sha256:…") or the hash of an archive ("sha256:…", "blake3:…"). Its record names the
+ * base layer it became and the objects it came from (blobs, manifest, config), which gc
+ * keeps alive as long as the record exists. A tag maps a canonical reference
+ * ("docker://host/repo:tag", "lxc://…") to the digest it resolved to, and when. */
+
+typedef struct kp_image_record
+{
+  char *digest;     /* "ALGO:HEX": the identity */
+  char *reference;  /* canonical reference it was last resolved from */
+  char tree_digest[KP_BLAKE3_HEX_LEN + 1]; /* the base layer */
+  char **objects;   /* store objects it keeps alive (NULL-terminated, may be NULL) */
+  int64_t created;  /* seconds since the epoch; set on first write when 0 */
+  uint64_t size;    /* bytes downloaded or read (compressed layers) */
+  json_t *extra;    /* source-specific facts (platform, media types, layer digests, config
+                       summary, LXC version…), an object, or NULL */
+} kp_image_record;
+
+void kp_image_record_free (kp_image_record *rec);
+void kp_image_record_freep (kp_image_record **rec);
+#define kp_cleanup_image_record __attribute__ ((cleanup (kp_image_record_freep)))
+
+/* Write (create or replace) a record; its layer and objects must exist. Atomic. */
+int kp_store_image_write (kp_store *store, const kp_image_record *rec, kp_error **err);
+/* Read and verify one record; NULL with *err when missing (status 3, hint to pull). */
+kp_image_record *kp_store_image_read (kp_store *store, const char *digest, kp_error **err);
+/* 1 when a record exists, 0 when not, -1 on error. */
+int kp_store_image_has (kp_store *store, const char *digest, kp_error **err);
+/* Every record's digest, sorted, NULL-terminated. */
+char **kp_store_image_list (kp_store *store, kp_error **err);
+/* Remove a record and every tag naming it (the layer and objects go at the next gc when
+ * nothing else keeps them). Missing: not an error. */
+int kp_store_image_remove (kp_store *store, const char *digest, kp_error **err);
+
+/* Tags. */
+int kp_store_image_tag_set (kp_store *store, const char *reference, const char *digest,
+                            int64_t resolved_at, kp_error **err);
+/* 1 and *digest (caller frees) and *resolved_at when the tag exists, 0 when not, -1 error. */
+int kp_store_image_tag_get (kp_store *store, const char *reference, char **digest,
+                            int64_t *resolved_at, kp_error **err);
+int kp_store_image_tag_remove (kp_store *store, const char *reference, kp_error **err);
+/* All tags: an array of {"reference","digest","resolved"} sorted by reference. */
+json_t *kp_store_image_tags (kp_store *store, kp_error **err);
 
 /* ---- Journal: rollback steps written before the side effects ---- */
 
@@ -231,8 +303,9 @@ typedef struct kp_store_gc_report
 
 void kp_store_gc_report_clear (kp_store_gc_report *r);
 /* Mark from every environment record (running and archived ones included: they keep
- * everything they reference), sweep unreferenced objects and layers. Needs a writable
- * store. An unreadable environment record stops gc before anything is deleted. */
+ * everything they reference) and every image record (its layer and objects), sweep what
+ * neither keeps. Needs a writable store. An unreadable environment or image record stops gc
+ * before anything is deleted. */
 int kp_store_gc (kp_store *store, const kp_store_gc_options *opts, kp_store_gc_report *report,
                  kp_error **err);
 
