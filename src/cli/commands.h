@@ -18,6 +18,8 @@ KP_CMD_DECLARE (verify_store);
 KP_CMD_DECLARE (migrate);
 KP_CMD_DECLARE (completions);
 KP_CMD_DECLARE (version);
+KP_CMD_DECLARE (images);
+KP_CMD_DECLARE (pin);
 
 #define KP_CMD_NEW_HELP                                                                       \
   "Writes ./karapace.toml (or PATH) for an environment called NAME. Without --template,\n"   \
@@ -106,5 +108,52 @@ KP_CMD_DECLARE (version);
 #define KP_CMD_MIGRATE_HELP                                                                   \
   "Reports the store's format version and upgrades it to the current one (version 1 is the\n"\
   "only format so far). A store written by a newer karapace is refused, never downgraded.\n"
+
+#define KP_CMD_IMAGES_HELP                                                                    \
+  "Base images are fetched once, checked against their digests, unpacked into a layer of\n" \
+  "the store and kept by content digest; references (tags) remember what they resolved\n"  \
+  "to and when (docs/images.md). Without a subcommand, lists them.\n\n"                      \
+  "Subcommands:\n"                                                                             \
+  "  list                      the images kept: reference, digest, tree digest, size\n"     \
+  "  pull [OPTIONS] REF        fetch REF (see 'karapace images pull --help')\n"             \
+  "  inspect REF|DIGEST...     everything recorded about an image (JSON)\n"                 \
+  "  rm [--force] REF|DIGEST...  remove images (refused for an environment's base\n"        \
+  "                            without --force); space is freed at once\n"                  \
+  "  prune [--all]             remove images no reference names (--all: every image no\n"   \
+  "                            environment uses)\n"
+
+#define KP_CMD_IMAGES_PULL_HELP                                                               \
+  "Fetches REF, checks every byte against the digest its source names, and unpacks it\n"    \
+  "into a base layer. REF is any image reference (docs/images.md): an alias\n"             \
+  "(debian/bookworm), docker://REGISTRY/REPO[:TAG][@DIGEST] or REGISTRY/REPO[:TAG],\n"     \
+  "lxc://SERVER/DISTRO/RELEASE[/VARIANT], file://PATH.tar[.gz|.xz|.zst][#sha256=HEX],\n"   \
+  "dir://PATH, oci-layout://PATH[:TAG], https://URL[#sha256=HEX|#blake3=HEX].\n"           \
+  "A tag pulled before costs one manifest request; a digest pulled before, none.\n"       \
+  "Prints the reference pinned to what was fetched.\n\n"                                    \
+  "Options:\n"                                                                                \
+  "      --platform OS/ARCH[/VARIANT]  choose from a multi-platform image (default: this\n"\
+  "                            machine's)\n"                                                 \
+  "      --creds USER:PASSWORD registry credentials (default: auth.json of podman or\n"     \
+  "                            docker, see docs/images.md)\n"                               \
+  "      --authfile PATH       read credentials only from PATH\n"                           \
+  "      --tls-verify=false    allow plain HTTP and unverified TLS for this pull (loopback\n"\
+  "                            registries never need it)\n"                                 \
+  "      --offline             use only the cache; fail rather than touch the network\n"
+
+#define KP_CMD_IMAGES_PRUNE_HELP                                                              \
+  "Removes the images no reference names any more (a tag that moved leaves its old image\n" \
+  "behind), or with --all every image no environment is built on, then frees their\n"      \
+  "layers and blobs.\n"
+
+#define KP_CMD_PIN_HELP                                                                       \
+  "Resolves the base image of MANIFEST (default ./karapace.toml) and rewrites its\n"        \
+  "[base] image to a reference that names fixed content: a registry image gets its\n"      \
+  "digest (docker://…:TAG@sha256:…), a tarball or LXC image its #sha256=. The rest of the\n"\
+  "file is left as it is. Directories and OCI layouts cannot be pinned.\n\n"                \
+  "Options:\n"                                                                                \
+  "      --check             only say whether the image is pinned (exit 0) or not (1);\n"  \
+  "                          no network\n"                                                    \
+  "      --offline           resolve from the image cache only\n"                            \
+  "      --tls-verify=false  allow plain HTTP and unverified TLS\n"
 
 #endif

@@ -17,6 +17,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -59,6 +60,12 @@ typedef struct unpack
   dir_fixup *dirs;
   size_t n_dirs;
   size_t cap_dirs;
+  /* Flatten mode: the paths this archive put in place (with their parents), and the
+     directories it marked opaque, emptied of everything else at the end. */
+  char **mine;
+  size_t n_mine, cap_mine;
+  char **opaque;
+  size_t n_opaque;
 } unpack;
 
 static void
@@ -70,6 +77,10 @@ unpack_clear (unpack *u)
     free (u->dirs[i].path);
   free (u->dirs);
   free (u->display);
+  for (size_t i = 0; i < u->n_mine; i++)
+    free (u->mine[i]);
+  free (u->mine);
+  kp_strv_free (u->opaque);
 }
 
 /* Member names come from the archive: show control characters as '?'. */
@@ -493,6 +504,158 @@ unpack_whiteout (unpack *u, const kp_beneath_path *p, kp_error **err)
   return 0;
 }
 
+/* ---- Flatten mode: whiteouts applied to the layers below ---- */
+
+static void
+mine_add (unpack *u, const char *path)
+{
+  if (u->n_mine == u->cap_mine)
+    {
+      u->cap_mine = u->cap_mine ? 2 * u->cap_mine : 256;
+      u->mine = xreallocarray (u->mine, u->cap_mine, sizeof (char *));
+    }
+  u->mine[u->n_mine++] = xstrdup (path);
+}
+
+/* Remember `path` and its parents as this archive's. */
+static void
+mine_add_with_parents (unpack *u, const kp_beneath_path *p)
+{
+  for (size_t n = 1; n <= p->n; n++)
+    {
+      kp_cleanup_free char *path = kp_beneath_path_join (p, n);
+      mine_add (u, path);
+    }
+}
+
+static int
+compare_str (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+static bool
+mine_has (const unpack *u, const char *path)
+{
+  return bsearch (&path, u->mine, u->n_mine, sizeof (char *), compare_str) != NULL;
+}
+
+static int
+apply_whiteout (unpack *u, const kp_beneath_path *p, kp_error **err)
+{
+  const char *leaf = p->components[p->n - 1];
+  if (strcmp (leaf, WHITEOUT_OPAQUE) == 0)
+    {
+      kp_cleanup_free char *dir = kp_beneath_path_join (p, p->n - 1);
+      size_t n = kp_strv_length (u->opaque);
+      u->opaque = xreallocarray (u->opaque, n + 2, sizeof (char *));
+      u->opaque[n] = xstrdup (dir);
+      u->opaque[n + 1] = NULL;
+      u->stats.whiteouts++;
+      return 0;
+    }
+  if (kp_str_has_prefix (leaf, WHITEOUT_META_PREFIX))
+    return entry_fail (u, err, "unknown whiteout name (\".wh..wh.\" is reserved)");
+  const char *name = leaf + strlen (WHITEOUT_PREFIX);
+  if (*name == '\0' || strcmp (name, ".") == 0)
+    return entry_fail (u, err, "whiteout names no entry");
+  if (strcmp (name, "..") == 0 || strchr (name, '/'))
+    return entry_fail (u, err, "path leaves the target directory");
+  /* Never through a symbolic link, never creating anything: a whiteout of something the
+     layers below do not have is a no-op. */
+  kp_cleanup_close int parent
+      = kp_beneath_open_dir (u->target, p, p->n - 1, false, u->use_openat2, u->display, NULL);
+  if (parent < 0)
+    return 0;
+  int r = kp_remove_tree_at (parent, name);
+  if (r < 0 && r != -ENOENT)
+    return entry_fail_errno (u, err, -r, "remove the whited-out entry");
+  u->stats.whiteouts++;
+  return 0;
+}
+
+/* Remove everything below dirfd (which is `path`) that this archive did not put there. */
+static int
+remove_not_mine (unpack *u, int dirfd, const char *path, int depth, kp_error **err)
+{
+  if (depth > 4096)
+    return entry_fail (u, err, "directories nested too deep");
+  kp_cleanup_dir DIR *d = kp_dir_open_at (dirfd, NULL);
+  if (d == NULL)
+    return entry_fail_errno (u, err, errno, "list an opaque directory");
+  kp_cleanup_strv char **names = xcalloc (1, sizeof (char *));
+  size_t n = 0;
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      names = xreallocarray (names, n + 2, sizeof (char *));
+      names[n++] = xstrdup (de->d_name);
+      names[n] = NULL;
+    }
+  for (size_t i = 0; i < n; i++)
+    {
+      kp_cleanup_free char *child = path[0] ? xasprintf ("%s/%s", path, names[i])
+                                            : xstrdup (names[i]);
+      if (!mine_has (u, child))
+        {
+          int r = kp_remove_tree_at (dirfd, names[i]);
+          if (r < 0 && r != -ENOENT)
+            return entry_fail_errno (u, err, -r, "remove what an opaque directory hides");
+          continue;
+        }
+      struct stat st;
+      if (fstatat (dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR (st.st_mode))
+        {
+          kp_cleanup_close int sub = openat (dirfd, names[i], O_RDONLY | O_DIRECTORY
+                                                                  | O_NOFOLLOW | O_CLOEXEC);
+          if (sub < 0)
+            return entry_fail_errno (u, err, errno, "open a directory below an opaque one");
+          if (remove_not_mine (u, sub, child, depth + 1, err) < 0)
+            return -1;
+        }
+    }
+  return 0;
+}
+
+static int
+apply_opaque_dirs (unpack *u, kp_error **err)
+{
+  if (u->opaque == NULL)
+    return 0;
+  qsort (u->mine, u->n_mine, sizeof (char *), compare_str);
+  for (char **o = u->opaque; *o; o++)
+    {
+      free (u->display);
+      u->display = printable (**o ? *o : "./");
+      kp_cleanup_close int fd = -1;
+      if (**o == '\0')
+        fd = openat (u->target, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      else
+        {
+          __attribute__ ((cleanup (kp_beneath_path_clear))) kp_beneath_path p = { 0 };
+          const char *why;
+          if (kp_beneath_path_parse (*o, &p, &why) < 0)
+            continue;
+          kp_cleanup_close int parent
+              = kp_beneath_open_dir (u->target, &p, p.n - 1, false, u->use_openat2, u->display,
+                                     NULL);
+          if (parent < 0)
+            continue;
+          fd = openat (parent, p.components[p.n - 1],
+                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (fd < 0)
+            continue; /* not a directory (any more): nothing below it to hide */
+        }
+      if (fd < 0)
+        return entry_fail_errno (u, err, errno, "open the target");
+      if (remove_not_mine (u, fd, *o, 0, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
 static int
 unpack_entry (unpack *u, struct archive_entry *e, kp_error **err)
 {
@@ -521,8 +684,12 @@ unpack_entry (unpack *u, struct archive_entry *e, kp_error **err)
       return unpack_dir (u, e, -1, NULL, "", err);
     }
   const char *leaf = p.components[p.n - 1];
+  if (u->opts.apply_whiteouts && kp_str_has_prefix (leaf, WHITEOUT_PREFIX))
+    return apply_whiteout (u, &p, err);
   if (u->opts.oci_whiteouts && kp_str_has_prefix (leaf, WHITEOUT_PREFIX))
     return unpack_whiteout (u, &p, err);
+  if (u->opts.apply_whiteouts)
+    mine_add_with_parents (u, &p);
 
   kp_cleanup_close int parent
       = kp_beneath_open_dir (u->target, &p, p.n - 1, true, u->use_openat2, u->display, err);
@@ -675,6 +842,8 @@ kp_archive_unpack (int in_fd, int target_dirfd, const kp_unpack_options *opts,
       if (unpack_entry (&u, e, err) < 0)
         return -1;
     }
+  if (apply_opaque_dirs (&u, err) < 0)
+    return -1;
   if (fix_directories (&u, err) < 0)
     return -1;
   if (stats)

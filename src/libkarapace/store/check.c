@@ -140,6 +140,11 @@ mark_layer (kp_store *store, const char *digest, id_set *layers, id_set *objects
       const char *tar = json_string_value (json_object_get (doc, "tar"));
       if (tar)
         set_add (objects, tar);
+      size_t i;
+      json_t *t;
+      json_array_foreach (json_object_get (doc, "tars"), i, t)
+        if (kp_store_is_object_id (json_string_value (t)))
+          set_add (objects, json_string_value (t));
       const char *parent = json_string_value (json_object_get (doc, "parent"));
       if (parent == NULL)
         return 0;
@@ -148,9 +153,44 @@ mark_layer (kp_store *store, const char *digest, id_set *layers, id_set *objects
   return kp_store_fail (err, NULL, "layer %.12s has a parent chain that does not end", digest);
 }
 
+typedef struct image_marks
+{
+  kp_store *store;
+  id_set *layers, *objects;
+  kp_error *err;
+} image_marks;
+
+static void
+keep_image_layer (const char *digest, void *data)
+{
+  image_marks *m = data;
+  if (m->err == NULL)
+    mark_layer (m->store, digest, m->layers, m->objects, &m->err);
+}
+
+static void
+keep_image_object (const char *id, void *data)
+{
+  image_marks *m = data;
+  set_add (m->objects, id);
+}
+
 static int
 mark (kp_store *store, id_set *layers, id_set *objects, uint64_t *envs, kp_error **err)
 {
+  /* Image records keep their layer and blobs: a pulled image stays cached until it is
+     removed with 'karapace images rm' or 'prune'. */
+  image_marks im = { store, layers, objects, NULL };
+  if (kp_store_image_mark (store, keep_image_layer, keep_image_object, &im, NULL, err) < 0)
+    return kp_error_prefix (err, "gc stopped before deleting anything");
+  if (im.err)
+    {
+      if (err)
+        *err = im.err;
+      else
+        kp_error_free (im.err);
+      return -1;
+    }
   kp_cleanup_strv char **ids = kp_store_env_list (store, err);
   if (ids == NULL)
     return -1;
@@ -466,6 +506,49 @@ check_envs (kp_store *store, kp_store_verify_report *r)
 }
 
 static void
+check_images (kp_store *store, kp_store_verify_report *r)
+{
+  kp_cleanup_error kp_error *e = NULL;
+  kp_cleanup_strv char **digests = kp_store_image_list (store, &e);
+  if (digests == NULL)
+    {
+      kp_store_verify_problem (r, "image", "images", "%s", e->message);
+      return;
+    }
+  for (char **d = digests; *d; d++)
+    {
+      kp_cleanup_error kp_error *bad = NULL;
+      kp_cleanup_image_record kp_image_record *rec = kp_store_image_read (store, *d, &bad);
+      if (rec == NULL)
+        {
+          kp_store_verify_problem (r, "image", *d, "%s", bad->message);
+          continue;
+        }
+      struct stat st;
+      if (fstatat (store->layers_fd, rec->tree_digest, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        kp_store_verify_problem (r, "image", *d, "its layer %s is missing", rec->tree_digest);
+      for (char **o = rec->objects; o && *o; o++)
+        if (kp_store_has (store, *o, NULL) != 1)
+          kp_store_verify_problem (r, "image", *d, "its object %s is missing", *o);
+    }
+  kp_cleanup_json json_t *tags = kp_store_image_tags (store, &e);
+  if (tags == NULL)
+    {
+      kp_store_verify_problem (r, "image", "images/tags", "%s", e ? e->message : "unreadable");
+      return;
+    }
+  size_t i;
+  json_t *t;
+  json_array_foreach (tags, i, t)
+    {
+      const char *digest = json_string_value (json_object_get (t, "digest"));
+      if (!kp_strv_contains (digests, digest))
+        kp_store_verify_problem (r, "image", json_string_value (json_object_get (t, "reference")),
+                                 "the tag names image %s, which is missing", digest);
+    }
+}
+
+static void
 check_layers (kp_store *store, kp_store_verify_report *r)
 {
   kp_cleanup_error kp_error *e = NULL;
@@ -535,6 +618,7 @@ kp_store_verify (kp_store *store, kp_store_verify_report *report, kp_error **err
     return -1;
   check_object_strays (store, report);
   check_envs (store, report);
+  check_images (store, report);
   check_layers (store, report);
   if (kp_store_journal_check (store, report, err) < 0)
     return -1;

@@ -59,7 +59,9 @@ shared_free (shared_result *r)
 
 typedef struct unpack_call
 {
-  int tar_fd;
+  const int *tar_fds;
+  size_t n;
+  bool flatten; /* apply OCI whiteouts (an image's layers) instead of keeping them */
   int dirfd;  /* the directory holding "tree" */
   shared_result *out;
 } unpack_call;
@@ -76,10 +78,16 @@ unpack_in_namespace (void *data, kp_error **err)
    * an image is root's unless the tar says otherwise. */
   if (fchown (tree, 0, 0) < 0)
     return kp_error_errno (err, errno, "give the new tree to root");
-  kp_unpack_options opts = { .preserve_owner = true, .oci_whiteouts = true };
-  kp_unpack_stats stats = { 0 };
-  if (kp_archive_unpack (c->tar_fd, tree, &opts, &stats, err) < 0)
-    return -1;
+  kp_unpack_options opts = { .preserve_owner = true, .oci_whiteouts = !c->flatten,
+                             .apply_whiteouts = c->flatten };
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < c->n; i++)
+    {
+      kp_unpack_stats stats = { 0 };
+      if (kp_archive_unpack (c->tar_fds[i], tree, &opts, &stats, err) < 0)
+        return c->n > 1 ? kp_error_prefix (err, "layer %zu of %zu", i + 1, c->n) : -1;
+      bytes += stats.bytes;
+    }
   uint8_t d[KP_BLAKE3_OUT_LEN];
   if (kp_tree_digest (c->dirfd, "tree", d, NULL, NULL, err) < 0)
     return -1;
@@ -87,7 +95,7 @@ unpack_in_namespace (void *data, kp_error **err)
   if (syncfs (tree) < 0)
     return kp_error_errno (err, errno, "sync the new tree");
   kp_blake3_to_hex (d, c->out->digest);
-  c->out->bytes = stats.bytes;
+  c->out->bytes = bytes;
   return 0;
 }
 
@@ -186,7 +194,8 @@ kp_store_rm_rf_any (int dirfd, const char *name, kp_error **err)
 /* ---- records ---- */
 
 static int
-write_record (kp_store *store, int dirfd, const kp_layer_info *info, kp_error **err)
+write_record (kp_store *store, int dirfd, const kp_layer_info *info, const char *const *tars,
+              kp_error **err)
 {
   kp_cleanup_json json_t *doc = json_pack ("{s:i,s:s,s:s,s:I,s:I}", "format", 1, "tree_digest",
                                            info->tree_digest, "kind",
@@ -196,6 +205,8 @@ write_record (kp_store *store, int dirfd, const kp_layer_info *info, kp_error **
   json_object_set_new (doc, "parent", info->parent[0] ? json_string (info->parent)
                                                       : json_null ());
   json_object_set_new (doc, "tar", info->tar[0] ? json_string (info->tar) : json_null ());
+  if (tars && tars[0] && tars[1])
+    json_object_set_new (doc, "tars", kp_json_strv ((char *const *) tars));
   kp_cleanup_free char *text = kp_store_json_dump_checked (doc);
   return kp_store_write_file (store, dirfd, "layer.json", text, strlen (text), err);
 }
@@ -225,13 +236,15 @@ kp_store_layer_read (kp_store *store, const char *digest, kp_layer_info *info, k
 
 /* ---- creating a layer ---- */
 
-int
-kp_store_layer_from_tar (kp_store *store, const char *tar_id, kp_layer_kind kind,
-                         const char *parent, char digest[KP_BLAKE3_HEX_LEN + 1],
-                         kp_error **err)
+static int
+layer_from_tars (kp_store *store, const char *const *tar_ids, size_t n, bool flatten,
+                 kp_layer_kind kind, const char *parent, char digest[KP_BLAKE3_HEX_LEN + 1],
+                 kp_error **err)
 {
   if (kp_store_require_writable (store, "create a layer", err) < 0)
     return -1;
+  if (n == 0)
+    return kp_store_fail (err, NULL, "a layer needs at least one archive");
   if (parent)
     {
       struct stat st;
@@ -241,8 +254,9 @@ kp_store_layer_from_tar (kp_store *store, const char *tar_id, kp_layer_kind kind
     }
   /* The tar is verified as a whole first; under the exclusive lock nobody else writes
      objects while we unpack it. */
-  if (kp_store_verify_object (store, tar_id, NULL, err) < 0)
-    return kp_error_prefix (err, "create a layer");
+  for (size_t i = 0; i < n; i++)
+    if (kp_store_verify_object (store, tar_ids[i], NULL, err) < 0)
+      return kp_error_prefix (err, "create a layer");
 
   kp_cleanup_free char *tmpname = NULL;
   if (kp_store_tmp_mkdir (store, &tmpname, err) < 0)
@@ -251,27 +265,40 @@ kp_store_layer_from_tar (kp_store *store, const char *tar_id, kp_layer_kind kind
                                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (dirfd < 0 || mkdirat (dirfd, "tree", 0755) < 0)
     return kp_store_fail_errno (err, errno, "cannot prepare a layer in '%s/tmp'", store->path);
-  char rel[KP_STORE_OBJECT_ID_LEN + 2];
-  kp_store_object_relpath (tar_id, rel);
-  kp_cleanup_close int tar_fd = openat (store->objects_fd, rel,
-                                        O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (tar_fd < 0)
-    return kp_store_fail_errno (err, errno, "cannot open object %s", tar_id);
+  int *fds = xcalloc (n, sizeof *fds);
+  for (size_t i = 0; i < n; i++)
+    {
+      char rel[KP_STORE_OBJECT_ID_LEN + 2];
+      kp_store_object_relpath (tar_ids[i], rel);
+      fds[i] = openat (store->objects_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (fds[i] < 0)
+        {
+          int saved = errno;
+          for (size_t j = 0; j < i; j++)
+            close (fds[j]);
+          free (fds);
+          kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
+          return kp_store_fail_errno (err, saved, "cannot open object %s", tar_ids[i]);
+        }
+    }
 
   shared_result *res = shared_new ();
-  unpack_call call = { tar_fd, dirfd, res };
+  unpack_call call = { fds, n, flatten, dirfd, res };
   int r = kp_userns_run (unpack_in_namespace, &call, err);
+  for (size_t i = 0; i < n; i++)
+    close (fds[i]);
+  free (fds);
   kp_layer_info info = { .kind = kind, .size = res->bytes };
   memcpy (info.tree_digest, res->digest, sizeof info.tree_digest);
   shared_free (res);
   if (r < 0)
     {
       kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
-      kp_error_prefix (err, "unpack object %.12s into a layer", tar_id);
+      kp_error_prefix (err, "unpack object %.12s into a layer", tar_ids[0]);
       return kp_store_wrap (err, NULL);
     }
   snprintf (info.parent, sizeof info.parent, "%s", parent ? parent : "");
-  snprintf (info.tar, sizeof info.tar, "%s", tar_id);
+  snprintf (info.tar, sizeof info.tar, "%s", tar_ids[0]);
   memcpy (digest, info.tree_digest, KP_BLAKE3_HEX_LEN + 1);
 
   struct stat st;
@@ -281,7 +308,7 @@ kp_store_layer_from_tar (kp_store *store, const char *tar_id, kp_layer_kind kind
       kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
       return 0;
     }
-  if (write_record (store, dirfd, &info, err) < 0)
+  if (write_record (store, dirfd, &info, tar_ids, err) < 0)
     {
       kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
       return -1;
@@ -303,4 +330,40 @@ kp_store_layer_from_tar (kp_store *store, const char *tar_id, kp_layer_kind kind
   if (kp_store_fsync_dir (store->layers_fd, "layers", err) < 0)
     return -1;
   return kp_store_txn_commit (kp_steal_pointer (&txn), err);
+}
+
+int
+kp_store_layer_from_tar (kp_store *store, const char *tar_id, kp_layer_kind kind,
+                         const char *parent, char digest[KP_BLAKE3_HEX_LEN + 1],
+                         kp_error **err)
+{
+  const char *ids[2] = { tar_id, NULL };
+  return layer_from_tars (store, ids, 1, false, kind, parent, digest, err);
+}
+
+int
+kp_store_layer_from_tars (kp_store *store, const char *const *tar_ids, size_t n,
+                          kp_layer_kind kind, const char *parent,
+                          char digest[KP_BLAKE3_HEX_LEN + 1], kp_error **err)
+{
+  /* NULL-terminated copy: the record lists them. */
+  const char **ids = xcalloc (n + 1, sizeof *ids);
+  for (size_t i = 0; i < n; i++)
+    ids[i] = tar_ids[i];
+  int r = layer_from_tars (store, ids, n, true, kind, parent, digest, err);
+  free (ids);
+  return r;
+}
+
+int
+kp_store_layer_exists (kp_store *store, const char *digest, kp_error **err)
+{
+  if (!kp_store_is_object_id (digest))
+    return kp_store_fail (err, NULL, "'%s' is not a layer digest", digest);
+  struct stat st;
+  if (fstatat (store->layers_fd, digest, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    return S_ISDIR (st.st_mode) ? 1 : 0;
+  if (errno == ENOENT)
+    return 0;
+  return kp_store_fail_errno (err, errno, "cannot look at layer %.12s", digest);
 }

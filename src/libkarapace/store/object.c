@@ -475,3 +475,76 @@ kp_store_foreach_object (kp_store *store,
     }
   return 0;
 }
+
+/* ---- streaming writer ---- */
+
+struct kp_store_writer
+{
+  kp_store *store;
+  char *tmp;
+  int fd;
+  uint64_t size;
+  kp_blake3 h;
+};
+
+kp_store_writer *
+kp_store_writer_new (kp_store *store, kp_error **err)
+{
+  if (kp_store_require_writable (store, "put an object", err) < 0)
+    return NULL;
+  kp_store_writer *w = xcalloc (1, sizeof *w);
+  w->store = store;
+  w->fd = kp_store_tmp_create (store, &w->tmp, err);
+  if (w->fd < 0)
+    {
+      free (w);
+      return NULL;
+    }
+  kp_blake3_init (&w->h);
+  return w;
+}
+
+int
+kp_store_writer_write (kp_store_writer *w, const void *data, size_t len, kp_error **err)
+{
+  int r = kp_write_all (w->fd, data, len);
+  if (r < 0)
+    return kp_store_fail_errno (err, -r, "cannot write a new object in '%s/tmp'",
+                                w->store->path);
+  kp_blake3_update (&w->h, data, len);
+  w->size += len;
+  return 0;
+}
+
+uint64_t
+kp_store_writer_size (const kp_store_writer *w)
+{
+  return w->size;
+}
+
+int
+kp_store_writer_commit (kp_store_writer *w, char id[KP_STORE_OBJECT_ID_LEN + 1],
+                        kp_error **err)
+{
+  uint8_t digest[KP_BLAKE3_OUT_LEN];
+  kp_blake3_final (&w->h, digest, sizeof digest);
+  kp_blake3_to_hex (digest, id);
+  int r = finish_tmp (w->store, w->fd, w->tmp, err);
+  if (r == 0)
+    r = commit_object (w->store, w->tmp, id, err);
+  close (w->fd);
+  free (w->tmp);
+  free (w);
+  return r;
+}
+
+void
+kp_store_writer_abort (kp_store_writer *w)
+{
+  if (w == NULL)
+    return;
+  unlinkat (w->store->tmp_fd, w->tmp, 0);
+  close (w->fd);
+  free (w->tmp);
+  free (w);
+}

@@ -60,6 +60,11 @@ json_t *kp_store_layer_record (kp_store *store, const char *digest, kp_error **e
 /* Objects: the fan-out path "ab/cdef…" of an id (validated). */
 void kp_store_object_relpath (const char *id, char out[KP_STORE_OBJECT_ID_LEN + 2]);
 
+/* gc: call keep_layer / keep_object for what every image record names (image.c). */
+int kp_store_image_mark (kp_store *store, void (*keep_layer) (const char *, void *),
+                         void (*keep_object) (const char *, void *), void *user_data,
+                         uint64_t *count, kp_error **err);
+
 /* Journal replay (store.c calls it on an exclusive open). */
 int kp_store_journal_recover (kp_store *store, kp_error **err);
 /* Count entries, for verify; corrupt ones are added as problems. */
