@@ -93,7 +93,7 @@ def test_dir_pull_keeps_the_tree(kp, store, rootfs):
     assert again.returncode == 0, again
     assert again.json()["cached"] is True
     assert again.json()["tree_digest"] == res["tree_digest"]
-    assert store_clean(kp, store)["problems"] == 0
+    assert store_clean(kp, store)["problems"] == []
 
 
 @pytest.mark.parametrize("mode,suffix", [("w:gz", ".tar.gz"), ("w:xz", ".tar.xz"), ("w:", ".tar")])
@@ -118,7 +118,7 @@ def test_file_with_wrong_digest_is_refused_and_nothing_kept(kp, store, rootfs):
     assert f"sha256:{wrong}" in r.stderr
     assert images(kp, store) == []
     rep = store_clean(kp, store)
-    assert rep["problems"] == 0
+    assert rep["problems"] == []
     assert rep["objects"] == 0 and rep["layers"] == 0
 
 
@@ -222,7 +222,7 @@ def test_rm_prune_inspect(kp, store, rootfs):
     r = kp("--store", store, "images", "prune", "--all", "--json")
     assert r.returncode == 0 and r.json()["removed"] == [a["digest"]], r
     rep = store_clean(kp, store)
-    assert rep["layers"] == 0 and rep["objects"] == 0 and rep["problems"] == 0
+    assert rep["layers"] == 0 and rep["objects"] == 0 and rep["problems"] == []
     r = kp("--store", store, "images", "rm", "sha256:" + "0" * 64)
     assert r.returncode == 1 and "no image" in r.stderr, r
 
@@ -279,7 +279,7 @@ def test_malicious_tarball_is_contained(kp, store, tmp_path):
     assert "escaped" in r.stderr
     assert not (tmp_path.parent / "escaped").exists()
     assert images(kp, store) == []
-    assert store_clean(kp, store)["problems"] == 0
+    assert store_clean(kp, store)["problems"] == []
 
 
 def test_help(kp):

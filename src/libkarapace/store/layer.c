@@ -78,7 +78,10 @@ unpack_in_namespace (void *data, kp_error **err)
    * an image is root's unless the tar says otherwise. */
   if (fchown (tree, 0, 0) < 0)
     return kp_error_errno (err, errno, "give the new tree to root");
-  kp_unpack_options opts = { .preserve_owner = true, .oci_whiteouts = !c->flatten,
+  /* Set-id bits stay: they are owned by ids of the store's namespace, and images need them
+     (su, passwd). */
+  kp_unpack_options opts = { .preserve_owner = true, .keep_setid = true,
+                             .oci_whiteouts = !c->flatten,
                              .apply_whiteouts = c->flatten };
   uint64_t bytes = 0;
   for (size_t i = 0; i < c->n; i++)
