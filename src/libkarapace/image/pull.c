@@ -445,6 +445,8 @@ pull_registry (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
   kp_cleanup_oci_image kp_oci_image img = { 0 };
   blob_writers bw = { 0 };
   char **objects = NULL;
+  kp_cleanup_free char *source = NULL;
+  kp_cleanup_json json_t *extra = NULL;
 
   if (cached)
     {
@@ -486,14 +488,21 @@ pull_registry (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
   objects = xcalloc (img.n_layers + 1, sizeof *objects);
   for (size_t i = 0; i < img.n_layers; i++)
     objects[i] = bw.ids[i];
-  kp_cleanup_free char *source = xasprintf ("registry %s/%s", ref->registry, ref->repository);
-  kp_cleanup_json json_t *extra = image_extra (source, &img, objects);
+  source = xasprintf ("registry %s/%s", ref->registry, ref->repository);
+  extra = image_extra (source, &img, objects);
   if (kp_pull_finish (ctx, img.manifest_digest, objects, img.n_layers, tag_key, extra, out,
                       err) < 0)
     goto out;
   out->pinned = oci_pinned (ref, img.digest);
   rc = 0;
 out:
+  if (rc == 0 && out->pinned && out->digest && !ref->digest)
+    {
+      /* The pinned form of what the tag resolved to is known now too: a later pull of it
+         needs no request. */
+      kp_cleanup_free char *pinned_key = xasprintf ("%s|%s", out->pinned, platform);
+      kp_store_image_tag_set (ctx->store, pinned_key, out->digest, time (NULL), NULL);
+    }
   out->requests += registry_requests (reg);
   free (objects);
   blob_writers_clear (&bw);
@@ -662,10 +671,11 @@ pull_layout (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
   kp_oci_descriptor chosen = { 0 };
   kp_cleanup_oci_image kp_oci_image img = { 0 };
   char **objects = NULL;
+  size_t len = 0;
+  kp_cleanup_free char *bytes = NULL;
   if (layout_choose (layout_fd, ref->layout_tag, &top, err) < 0)
     goto out;
-  size_t len = 0;
-  kp_cleanup_free char *bytes = layout_read_blob (layout_fd, &top, 4 << 20, &len, err);
+  bytes = layout_read_blob (layout_fd, &top, 4 << 20, &len, err);
   if (bytes == NULL)
     goto out;
   bool is_index = false;

@@ -291,6 +291,14 @@ request (kp_registry *r, kp_http_request *req, const char *accept, unsigned *cou
       if (authenticate (r, challenge, err) < 0)
         return -1;
     }
+  if (resp->status == 401 && r->user)
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "wrong credentials for %s (from %s)", r->registry,
+                    r->cred_source);
+      kp_error_hint (err, "check the user and password, then 'podman login %s' again",
+                     r->registry);
+      return -1;
+    }
   if (resp->status == 401)
     {
       kp_error_set (err, KP_EXIT_FAILURE, "%s refused %s: not authorized", r->registry,

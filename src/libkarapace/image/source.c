@@ -475,6 +475,7 @@ kp_pull_lxc (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
   kp_cleanup_free char *url = xasprintf ("%s/%s", base, img.path);
   int rc = -1;
   object_stream s = { 0 };
+  kp_cleanup_free char *label = xasprintf ("%s %s", img.product, img.version);
   if (cached && strcmp (cached, img.sha256) == 0)
     {
       rc = kp_pull_use_record (ctx, cached, ref->canonical, out, err);
@@ -485,7 +486,6 @@ kp_pull_lxc (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
   if (object_stream_open (ctx, &s, false, err) < 0)
     goto out;
   out->requests++;
-  kp_cleanup_free char *label = xasprintf ("%s %s", img.product, img.version);
   if (download (ctx, url, label, &s, err) < 0)
     goto out;
   out->bytes = kp_digest_length (s.sha256);

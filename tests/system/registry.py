@@ -1,0 +1,292 @@
+"""A real OCI registry for the tests: Debian's docker-registry (distribution 2.x) on
+127.0.0.1, with an optional htpasswd login, a counting proxy in front of it, and test
+images built here from scratch (OCI layouts pushed with skopeo)."""
+import gzip
+import hashlib
+import http.client
+import http.server
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Registry:
+    """docker-registry serving from a private directory; `htpasswd=(user, password)` turns
+    on basic authentication."""
+
+    def __init__(self, root: Path, htpasswd=None):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.creds = htpasswd
+        config = {
+            "version": "0.1",
+            "log": {"level": "error", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(self.root / "data")},
+                        "delete": {"enabled": True}},
+            "http": {"addr": self.host},
+        }
+        if htpasswd:
+            out = subprocess.run(["htpasswd", "-Bbn", htpasswd[0], htpasswd[1]], check=True,
+                                 capture_output=True, text=True).stdout
+            (self.root / "htpasswd").write_text(out)
+            config["auth"] = {"htpasswd": {"realm": "karapace-test",
+                                           "path": str(self.root / "htpasswd")}}
+        # YAML is a superset of JSON.
+        (self.root / "config.yml").write_text(json.dumps(config))
+        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(self.root / "config.yml")],
+                                     stdout=subprocess.DEVNULL, stderr=open(self.root / "log", "w"))
+        deadline = time.time() + 20
+        while True:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                c.request("GET", "/v2/")
+                c.getresponse().read()
+                break
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("docker-registry did not start: "
+                                       + (self.root / "log").read_text())
+                time.sleep(0.05)
+
+    def blob_path(self, digest):
+        algo, hexd = digest.split(":")
+        return self.root / "data" / "docker" / "registry" / "v2" / "blobs" / algo / hexd[:2] / hexd / "data"
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class CountingProxy:
+    """A plain HTTP proxy in front of a registry that counts requests by kind and can cut
+    the next blob response after N bytes (to test resumed downloads)."""
+
+    def __init__(self, upstream_port):
+        self.counts = {"manifest": 0, "blob": 0, "other": 0}
+        self.cut_next_blob_at = None
+        self.ranges = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _forward(self, method):
+                kind = ("manifest" if "/manifests/" in self.path
+                        else "blob" if "/blobs/" in self.path else "other")
+                proxy.counts[kind] += 1
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                if "Range" in self.headers:
+                    proxy.ranges.append(self.headers["Range"])
+                c = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                c.request(method, self.path, headers=headers)
+                r = c.getresponse()
+                body = r.read()
+                cut = None
+                if kind == "blob" and method == "GET" and proxy.cut_next_blob_at is not None and r.status in (200, 206):
+                    cut, proxy.cut_next_blob_at = proxy.cut_next_blob_at, None
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() in ("transfer-encoding", "connection"):
+                        continue
+                    self.send_header(k, v)
+                if cut is not None:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                if method == "GET":
+                    if cut is not None:
+                        self.wfile.write(body[:cut])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    else:
+                        self.wfile.write(body)
+
+            def do_GET(self):
+                self._forward("GET")
+
+            def do_HEAD(self):
+                self._forward("HEAD")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.host = f"127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self):
+        for k in self.counts:
+            self.counts[k] = 0
+        self.ranges.clear()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+# ---- test images ----
+
+def _sha(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _tar(entries):
+    """entries: (name, kind, payload, mode) with kind file|dir|symlink|hardlink."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, kind, payload, mode in entries:
+            info = tarfile.TarInfo(name)
+            info.mtime = 1700000000
+            info.uid = info.gid = 0
+            info.mode = mode
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                t.addfile(info)
+            elif kind == "file":
+                info.size = len(payload)
+                t.addfile(info, io.BytesIO(payload))
+            elif kind == "symlink":
+                info.type = tarfile.SYMTYPE
+                info.linkname = payload
+                t.addfile(info)
+            elif kind == "hardlink":
+                info.type = tarfile.LNKTYPE
+                info.linkname = payload
+                t.addfile(info)
+    return buf.getvalue()
+
+
+def _blob(layout, data):
+    d = _sha(data)
+    p = layout / "blobs" / "sha256" / d.split(":")[1]
+    p.write_bytes(data)
+    return d
+
+
+def _image(layout, arch, variant, layers):
+    """Write layers (uncompressed tars, compression chosen per layer) and a config and
+    manifest; returns the manifest descriptor."""
+    descs, diff_ids = [], []
+    for raw, comp in layers:
+        diff_ids.append(_sha(raw))
+        if comp == "gzip":
+            data = gzip.compress(raw, mtime=0)
+            mt = "application/vnd.oci.image.layer.v1.tar+gzip"
+        else:
+            data = raw
+            mt = "application/vnd.oci.image.layer.v1.tar"
+        descs.append({"mediaType": mt, "digest": _blob(layout, data), "size": len(data)})
+    config = {"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids},
+              "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/sh"]}}
+    if variant:
+        config["variant"] = variant
+    cdata = json.dumps(config, sort_keys=True).encode()
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": _blob(layout, cdata), "size": len(cdata)},
+                "layers": descs}
+    mdata = json.dumps(manifest, sort_keys=True).encode()
+    desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": _blob(layout, mdata), "size": len(mdata),
+            "platform": {"os": "linux", "architecture": arch}}
+    if variant:
+        desc["platform"]["variant"] = variant
+    return desc
+
+
+def sample_layers():
+    """Three layers exercising what flattening must get right."""
+    l1 = _tar([
+        ("bin", "dir", None, 0o755),
+        ("bin/tool", "file", b"#!/bin/sh\necho tool\n" * 50, 0o755),
+        ("bin/su", "file", b"setuid program", 0o4755),
+        ("bin/sh", "symlink", "tool", 0o777),
+        ("bin/tool-link", "hardlink", "bin/tool", 0o755),
+        ("etc", "dir", None, 0o755),
+        ("etc/hostname", "file", b"one\n", 0o644),
+        ("etc/remove-me", "file", b"gone soon\n", 0o644),
+        ("usr", "dir", None, 0o755),
+        ("usr/share", "dir", None, 0o755),
+        ("usr/share/doc", "dir", None, 0o755),
+        ("usr/share/doc/a", "dir", None, 0o755),
+        ("usr/share/doc/a/readme", "file", b"a\n", 0o644),
+        ("usr/share/doc/b", "dir", None, 0o755),
+        ("usr/share/doc/b/readme", "file", b"b\n", 0o644),
+        ("opaque", "dir", None, 0o755),
+        ("opaque/old1", "file", b"old1\n", 0o644),
+        ("opaque/sub", "dir", None, 0o750),
+        ("opaque/sub/old2", "file", b"old2\n", 0o600),
+        ("tmp", "dir", None, 0o1777),
+    ])
+    l2 = _tar([
+        ("etc", "dir", None, 0o755),
+        ("etc/.wh.remove-me", "file", b"", 0o644),
+        ("etc/hostname", "file", b"two\n", 0o644),
+        ("usr/share/doc/.wh.b", "file", b"", 0o644),
+        # The new entry comes before the opaque marker: it must survive.
+        ("opaque/new1", "file", b"new1\n", 0o644),
+        ("opaque/.wh..wh..opq", "file", b"", 0o644),
+        # A hard link to a file of the layer below.
+        ("bin/tool-link2", "hardlink", "bin/tool", 0o755),
+    ])
+    l3 = _tar([
+        ("opaque/sub", "dir", None, 0o755),
+        ("opaque/sub/new2", "file", b"new2\n", 0o644),
+        ("etc/.wh.nonexistent", "file", b"", 0o644),
+    ])
+    return [(l1, "gzip"), (l2, "gzip"), (l3, "none")]
+
+
+def build_layout(layout: Path, tag="v1", arm_too=True):
+    """An OCI layout with `tag` naming a two-platform index (linux/amd64 = sample_layers(),
+    linux/arm64/v8 = one small layer) or, with arm_too=False, the amd64 manifest alone."""
+    (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    amd = _image(layout, "amd64", None, sample_layers())
+    if arm_too:
+        arm = _image(layout, "arm64", "v8", [(_tar([("arm", "file", b"arm\n", 0o644)]), "gzip")])
+        index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                 "manifests": [amd, arm]}
+        idata = json.dumps(index, sort_keys=True).encode()
+        top = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": _blob(layout, idata),
+               "size": len(idata)}
+    else:
+        top = dict(amd)
+        top.pop("platform")
+    top["annotations"] = {"org.opencontainers.image.ref.name": tag}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
+    return top["digest"]
+
+
+def push(layout: Path, tag, host, repo, creds=None, all_platforms=True):
+    cmd = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false"]
+    if all_platforms:
+        cmd.append("--all")
+    if creds:
+        cmd += ["--dest-creds", f"{creds[0]}:{creds[1]}"]
+    cmd += [f"oci:{layout}:{tag}", f"docker://{host}/{repo}:{tag}"]
+    env = dict(os.environ)
+    env.setdefault("XDG_RUNTIME_DIR", str(layout.parent))
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError(f"skopeo copy failed: {r.stderr}")

@@ -1,0 +1,221 @@
+"""Base images from a real registry (Debian's docker-registry on 127.0.0.1) and from OCI
+layouts: flattening compared with umoci's, the one-request cache, platforms, basic
+authentication, tampered and truncated blobs (docs/images.md)."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from registry import CountingProxy, Registry, build_layout, push
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("docker-registry") and shutil.which("skopeo")),
+    reason="needs docker-registry and skopeo (scripts/install-deps --test)")
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    path = tmp_path_factory.mktemp("layout") / "oci"
+    index_digest = build_layout(path, "v1")
+    single = tmp_path_factory.mktemp("layout1") / "oci"
+    build_layout(single, "v1", arm_too=False)
+    return path, index_digest, single
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, layout):
+    reg = Registry(tmp_path_factory.mktemp("registry"))
+    push(layout[0], "v1", reg.host, "test/multi")
+    push(layout[2], "v1", reg.host, "test/single", all_platforms=False)
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def proxy(registry):
+    p = CountingProxy(registry.port)
+    yield p
+    p.stop()
+
+
+def pull(kp, store, *args, **kw):
+    return kp("--store", store, "images", "pull", "--json", *args, timeout=300, **kw)
+
+
+def umoci_digest(kp, layout_path, tag, dest):
+    """The tree umoci makes of the same image, digested in the store's user namespace (as
+    root of that namespace umoci keeps the owners the image says, as the store does)."""
+    if not shutil.which("umoci"):
+        pytest.skip("no umoci")
+    r = kp("unshare", "--", "umoci", "unpack", "--image", f"{layout_path}:{tag}", str(dest))
+    assert r.returncode == 0, r
+    r = kp("unshare", "--", os.environ["KARAPACE_BIN"], "digest", str(dest / "rootfs"))
+    assert r.returncode == 0, r
+    return r.stdout.split()[0]
+
+
+def test_pull_equals_umoci_unpack(kp, registry, layout):
+    store = kp.tmp / "store"
+    r = pull(kp, store, f"docker://{registry.host}/test/multi:v1")
+    assert r.returncode == 0, r
+    res = r.json()
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                          f"docker://{registry.host}/test/multi:v1"],
+                         check=True, capture_output=True).stdout
+    index_digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert json.loads(raw)["mediaType"].endswith("index.v1+json")
+    assert res["pinned"] == f"docker://{registry.host}/test/multi:v1@{index_digest}"
+    # umoci 0.4 unpacks single-platform images: the amd64 manifest alone has the same layers.
+    assert res["tree_digest"] == umoci_digest(kp, layout[2], "v1", kp.tmp / "umoci")
+
+
+def test_flattened_tree_content(kp, registry):
+    """What the whiteouts and the opaque directory leave, seen through the store."""
+    store = kp.tmp / "store"
+    res = pull(kp, store, f"{registry.host}/test/multi:v1").json()
+    tree = store / "layers" / res["tree_digest"] / "tree"
+    r = kp("unshare", "--", "sh", "-c",
+           f"cd {tree} && find . | sort && stat -c '%n %h %a %u' bin/tool bin/su && cat etc/hostname")
+    assert r.returncode == 0, r
+    listing = r.stdout
+    assert "./etc/remove-me" not in listing
+    assert "./usr/share/doc/b" not in listing and "./usr/share/doc/a/readme" in listing
+    assert "./opaque/new1" in listing and "./opaque/old1" not in listing
+    assert "./opaque/sub/new2" in listing and "./opaque/sub/old2" not in listing
+    assert "./etc/.wh" not in listing and ".wh." not in listing
+    assert "bin/tool 3 755 0" in listing  # tool, tool-link, tool-link2 (across layers)
+    assert "bin/su 1 4755 0" in listing
+    assert listing.rstrip().endswith("two")
+
+
+def test_layout_pull_equals_registry_pull(kp, registry, layout):
+    store = kp.tmp / "store"
+    a = pull(kp, store, f"docker://{registry.host}/test/multi:v1").json()
+    b = pull(kp, store, f"oci-layout://{layout[0]}:v1")
+    assert b.returncode == 0, b
+    assert b.json()["tree_digest"] == a["tree_digest"]
+    # skopeo rewrote the manifests on the way to the registry: two records, one layer.
+    assert len(kp("--store", store, "images", "list", "--json").json()) == 2
+    assert kp("--store", store, "verify-store", "--json").json()["layers"] == 1
+
+
+def test_second_pull_is_one_manifest_request(kp, registry, proxy):
+    store = kp.tmp / "store"
+    ref = f"docker://{proxy.host}/test/multi:v1"
+    first = pull(kp, store, ref)
+    assert first.returncode == 0, first
+    assert proxy.counts["blob"] >= 4  # 3 layers and the config
+    proxy.reset()
+    again = pull(kp, store, ref)
+    assert again.returncode == 0, again
+    assert again.json()["cached"] is True
+    assert proxy.counts == {"manifest": 1, "blob": 0, "other": 0}
+    pinned = again.json()["pinned"]
+    proxy.reset()
+    by_digest = pull(kp, store, pinned)
+    assert by_digest.returncode == 0, by_digest
+    assert by_digest.json()["requests"] == 0
+    assert proxy.counts == {"manifest": 0, "blob": 0, "other": 0}
+    proxy.reset()
+    offline = pull(kp, store, "--offline", ref)
+    assert offline.returncode == 0 and offline.json()["cached"] is True, offline
+    assert sum(proxy.counts.values()) == 0
+
+
+def test_platform_selection(kp, registry):
+    store = kp.tmp / "store"
+    amd = pull(kp, store, f"docker://{registry.host}/test/multi:v1", "--platform", "linux/amd64").json()
+    arm = pull(kp, store, f"docker://{registry.host}/test/multi:v1", "--platform", "linux/arm64")
+    assert arm.returncode == 0, arm
+    assert arm.json()["digest"] != amd["digest"]
+    listed = kp("--store", store, "images", "list", "--json").json()
+    assert sorted(i["platform"] for i in listed) == ["linux/amd64", "linux/arm64/v8"]
+    bad = pull(kp, store, f"docker://{registry.host}/test/multi:v1", "--platform", "linux/s390x")
+    assert bad.returncode == 1, bad
+    assert "not built for linux/s390x" in bad.stderr
+    assert "linux/amd64, linux/arm64/v8" in bad.stderr
+
+
+def test_single_manifest_image(kp, registry):
+    store = kp.tmp / "store"
+    r = pull(kp, store, f"docker://{registry.host}/test/single:v1")
+    assert r.returncode == 0, r
+    multi = pull(kp, store, f"docker://{registry.host}/test/multi:v1").json()
+    assert r.json()["tree_digest"] == multi["tree_digest"]
+
+
+def test_unknown_tag_and_repository(kp, registry):
+    store = kp.tmp / "store"
+    r = pull(kp, store, f"docker://{registry.host}/test/multi:nope")
+    assert r.returncode == 1 and "no tag 'nope'" in r.stderr, r
+    r = pull(kp, store, f"docker://{registry.host}/test/absent:v1")
+    assert r.returncode == 1, r
+
+
+def test_tampered_blob_is_refused_and_nothing_kept(kp, tmp_path, layout):
+    reg = Registry(tmp_path / "reg")
+    try:
+        push(layout[2], "v1", reg.host, "test/single", all_platforms=False)
+        manifest = json.loads(subprocess.run(
+            ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{reg.host}/test/single:v1"],
+            check=True, capture_output=True, text=True).stdout)
+        blob = reg.blob_path(manifest["layers"][0]["digest"])
+        data = bytearray(blob.read_bytes())
+        data[100] ^= 0xFF
+        blob.write_bytes(bytes(data))
+        store = kp.tmp / "store"
+        r = pull(kp, store, f"docker://{reg.host}/test/single:v1")
+        assert r.returncode == 1, r
+        assert "is corrupt" in r.stderr and manifest["layers"][0]["digest"] in r.stderr
+        assert kp("--store", store, "images", "list", "--json").json() == []
+        rep = kp("--store", store, "verify-store", "--json").json()
+        assert rep["problems"] == [] and rep["layers"] == 0
+    finally:
+        reg.stop()
+
+
+def test_truncated_transfer_is_resumed(kp, registry, proxy):
+    store = kp.tmp / "store"
+    proxy.cut_next_blob_at = 200
+    r = pull(kp, store, f"docker://{proxy.host}/test/single:v1")
+    assert r.returncode == 0, r
+    assert any(rg.startswith("bytes=200-") for rg in proxy.ranges), proxy.ranges
+    whole = pull(kp, kp.tmp / "store2", f"docker://{registry.host}/test/single:v1").json()
+    assert r.json()["tree_digest"] == whole["tree_digest"]
+
+
+def test_basic_auth(kp, tmp_path, layout):
+    reg = Registry(tmp_path / "reg", htpasswd=("alice", "s3cret"))
+    try:
+        push(layout[2], "v1", reg.host, "test/private", creds=("alice", "s3cret"), all_platforms=False)
+        store = kp.tmp / "store"
+        ref = f"docker://{reg.host}/test/private:v1"
+        r = pull(kp, store, ref)
+        assert r.returncode == 1 and "requires a login" in r.stderr, r
+        r = pull(kp, store, "--creds", "alice:wrong", ref)
+        assert r.returncode == 1 and "wrong credentials" in r.stderr, r
+        r = pull(kp, store, "--creds", "alice:s3cret", ref)
+        assert r.returncode == 0, r
+        # The file podman writes.
+        auth = kp.tmp / "auth.json"
+        import base64
+        auth.write_text(json.dumps({"auths": {reg.host: {"auth": base64.b64encode(b"alice:s3cret").decode()}}}))
+        r = pull(kp, kp.tmp / "store2", ref, env={"REGISTRY_AUTH_FILE": str(auth)})
+        assert r.returncode == 0, r
+    finally:
+        reg.stop()
+
+
+def test_plain_http_refused_for_remote_hosts(kp):
+    r = pull(kp, kp.tmp / "store", "https://192.0.2.1/x.tar.gz".replace("https", "http"))
+    assert r.returncode == 1, r
+    assert "refusing plain HTTP" in r.stderr
+
+
+def test_layout_errors(kp, layout):
+    store = kp.tmp / "store"
+    r = pull(kp, store, f"oci-layout://{layout[0]}:nope")
+    assert r.returncode == 1 and "no image tagged 'nope'" in r.stderr and "v1" in r.stderr, r
