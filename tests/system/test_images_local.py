@@ -1,9 +1,11 @@
 """Base images from local sources and plain URLs (docs/images.md): directories, tarballs,
-tarball URLs served by a local HTTP server; the cache, pinning and the errors. Registry
-and LXC sources are in test_images_registry.py."""
+tarball URLs and an LXC image server (simplestreams) served from 127.0.0.1; the cache,
+pinning and the errors. Registries and OCI layouts are in test_images_registry.py."""
 import hashlib
 import http.server
 import json
+import os
+import shutil
 import subprocess
 import tarfile
 import threading
@@ -287,3 +289,83 @@ def test_help(kp):
         r = kp(*args)
         assert r.returncode == 0, r
         assert "Options" in r.stdout or "Subcommands" in r.stdout
+
+
+# ---- LXC image servers (simplestreams), served from 127.0.0.1 ----
+
+LXC_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+
+
+def lxc_tree(root, rootfs, version, tarball=None):
+    """streams/v1/index.json + images.json with testos/one for this machine, whose newest
+    build is `version`; an older build too, and a newer one without a rootfs."""
+    path = f"images/testos/one/{LXC_ARCH}/default/{version}/rootfs.tar.xz"
+    dest = root / path
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if tarball is None:
+        make_tarball(rootfs, dest, "w:xz")
+    else:
+        shutil.copy(tarball, dest)
+    versions = {
+        "20200101_00:00": {"items": {"root.tar.xz": {"ftype": "root.tar.xz", "path": "images/old/rootfs.tar.xz",
+                                                     "sha256": "0" * 64, "size": 1}}},
+        version: {"items": {"root.tar.xz": {"ftype": "root.tar.xz", "path": path,
+                                            "sha256": sha256_file(dest), "size": dest.stat().st_size}}},
+        "29991231_00:00": {"items": {"lxd.tar.xz": {"ftype": "lxd.tar.xz", "path": "x", "sha256": "1" * 64}}},
+    }
+    products = {"format": "products:1.0", "products": {
+        f"testos:one:{LXC_ARCH}:default": {"os": "TestOS", "release": "one", "versions": versions},
+        "testos:one:s390x:default": {"versions": {}},
+    }}
+    streams = root / "streams" / "v1"
+    streams.mkdir(parents=True, exist_ok=True)
+    (streams / "images.json").write_text(json.dumps(products))
+    (streams / "index.json").write_text(json.dumps(
+        {"format": "index:1.0", "index": {"images": {"datatype": "image-downloads",
+                                                     "path": "streams/v1/images.json"}}}))
+    return dest
+
+
+def test_lxc_pull_newest_build_and_cache(kp, store, rootfs, http_files):
+    root, base, counts = http_files
+    host = base.split("//")[1]
+    lxc_tree(root, rootfs, "20241120_05:24")
+    ref = f"lxc://{host}/testos/one"
+    r = kp("--store", store, "images", "pull", "--json", ref)
+    assert r.returncode == 0, r
+    res = r.json()
+    assert res["reference"] == f"lxc://{host}/testos/one/default"
+    assert res["tree_digest"] == tree_digest(kp, rootfs)
+    assert res["pinned"].startswith(f"{base}/images/testos/one/{LXC_ARCH}/default/20241120_05:24/rootfs.tar.xz#sha256=")
+    assert counts["GET"] == 3
+    # Unchanged: the index and the product list, not the tarball.
+    again = kp("--store", store, "images", "pull", "--json", ref)
+    assert again.returncode == 0 and again.json()["cached"] is True, again
+    assert counts["GET"] == 5
+    # The pinned form is a URL with its digest: no request at all.
+    pinned = kp("--store", store, "images", "pull", "--json", res["pinned"])
+    assert pinned.returncode == 0 and pinned.json()["requests"] == 0 and counts["GET"] == 5, pinned
+
+
+def test_lxc_tampered_tarball_is_refused(kp, store, rootfs, http_files, tmp_path):
+    root, base, counts = http_files
+    host = base.split("//")[1]
+    dest = lxc_tree(root, rootfs, "20241120_05:24")
+    data = bytearray(dest.read_bytes())
+    data[-100] ^= 0xFF
+    dest.write_bytes(bytes(data))
+    r = kp("--store", store, "images", "pull", f"lxc://{host}/testos/one")
+    assert r.returncode == 1, r
+    assert "does not have the expected content" in r.stderr
+    assert images(kp, store) == []
+
+
+def test_lxc_unknown_release_lists_what_is_offered(kp, store, rootfs, http_files):
+    root, base, counts = http_files
+    host = base.split("//")[1]
+    lxc_tree(root, rootfs, "20241120_05:24")
+    r = kp("--store", store, "images", "pull", f"lxc://{host}/testos/two")
+    assert r.returncode == 1, r
+    assert "no release 'two'" in r.stderr and "one" in r.stderr
+    r = kp("--store", store, "images", "pull", f"lxc://{host}/testos/one/cloud")
+    assert r.returncode == 1 and "no variant 'cloud'" in r.stderr, r

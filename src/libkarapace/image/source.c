@@ -507,6 +507,9 @@ kp_pull_lxc (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
   out->pinned = xasprintf ("%s#sha256=%s", url, sha256 + 7);
   rc = 0;
 out:
+  if (rc == 0 && out->pinned && out->digest)
+    /* The tarball's pinned URL names the same image: a later pull of it needs no request. */
+    kp_store_image_tag_set (ctx->store, out->pinned, out->digest, time (NULL), NULL);
   object_stream_clear (&s);
   kp_lxc_image_clear (&img);
   return rc;
