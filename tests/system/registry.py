@@ -29,7 +29,7 @@ class Registry:
     """docker-registry serving from a private directory; `htpasswd=(user, password)` turns
     on basic authentication."""
 
-    def __init__(self, root: Path, htpasswd=None):
+    def __init__(self, root: Path, htpasswd=None, token=None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -48,6 +48,8 @@ class Registry:
             (self.root / "htpasswd").write_text(out)
             config["auth"] = {"htpasswd": {"realm": "karapace-test",
                                            "path": str(self.root / "htpasswd")}}
+        if token:
+            config["auth"] = token.registry_auth()
         # YAML is a superset of JSON.
         (self.root / "config.yml").write_text(json.dumps(config))
         self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(self.root / "config.yml")],
@@ -290,3 +292,79 @@ def push(layout: Path, tag, host, repo, creds=None, all_platforms=True):
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     if r.returncode != 0:
         raise RuntimeError(f"skopeo copy failed: {r.stderr}")
+
+
+# ---- bearer tokens ----
+
+def _b64url(data: bytes) -> str:
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """The token service of the Docker registry token protocol, in a few lines: checks
+    basic credentials, grants what the scope asks, signs an RS256 JWT with a self-signed
+    certificate the registry trusts (x5c in the JWT header). Counts the tokens issued."""
+
+    def __init__(self, root: Path, user, password, service="karapace-test", issuer="karapace-test-issuer"):
+        import base64 as b64
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.key = self.root / "key.pem"
+        self.cert = self.root / "cert.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=karapace-test-token", "-keyout", str(self.key),
+                        "-out", str(self.cert)], check=True, capture_output=True)
+        der = subprocess.run(["openssl", "x509", "-in", str(self.cert), "-outform", "DER"],
+                             check=True, capture_output=True).stdout
+        self.x5c = b64.b64encode(der).decode()
+        self.service, self.issuer = service, issuer
+        self.issued = 0
+        expected = "Basic " + b64.b64encode(f"{user}:{password}".encode()).decode()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                from urllib.parse import parse_qs, urlparse
+                q = parse_qs(urlparse(self.path).query)
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                access = []
+                for scope in q.get("scope", []):
+                    parts = scope.split(":")
+                    if len(parts) == 3:
+                        access.append({"type": parts[0], "name": parts[1], "actions": parts[2].split(",")})
+                body = json.dumps({"token": server.sign(access)}).encode()
+                server.issued += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def sign(self, access):
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        claims = {"iss": self.issuer, "sub": "tester", "aud": self.service, "exp": now + 300,
+                  "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing_input = _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)],
+                             input=signing_input.encode(), check=True, capture_output=True).stdout
+        return signing_input + "." + _b64url(sig)
+
+    def registry_auth(self):
+        return {"token": {"realm": self.realm, "service": self.service, "issuer": self.issuer,
+                          "rootcertbundle": str(self.cert)}}
+
+    def stop(self):
+        self.server.shutdown()

@@ -219,3 +219,27 @@ def test_layout_errors(kp, layout):
     store = kp.tmp / "store"
     r = pull(kp, store, f"oci-layout://{layout[0]}:nope")
     assert r.returncode == 1 and "no image tagged 'nope'" in r.stderr and "v1" in r.stderr, r
+
+
+def test_bearer_token_flow(kp, tmp_path, layout):
+    from registry import TokenServer
+    tokens = TokenServer(tmp_path / "tokens", "bob", "hunter2")
+    reg = Registry(tmp_path / "reg", token=tokens)
+    try:
+        push(layout[2], "v1", reg.host, "test/tok", creds=("bob", "hunter2"), all_platforms=False)
+        store = kp.tmp / "store"
+        ref = f"docker://{reg.host}/test/tok:v1"
+        r = pull(kp, store, ref)
+        assert r.returncode == 1 and "requires a login" in r.stderr, r
+        r = pull(kp, store, "--creds", "bob:wrong", ref)
+        assert r.returncode == 1 and "wrong credentials" in r.stderr, r
+        before = tokens.issued
+        r = pull(kp, store, "--creds", "bob:hunter2", ref)
+        assert r.returncode == 0, r
+        # One token for the whole pull, shared by the parallel blob downloads.
+        assert tokens.issued == before + 1
+        single = pull(kp, kp.tmp / "store2", f"oci-layout://{layout[2]}:v1").json()
+        assert r.json()["tree_digest"] == single["tree_digest"]
+    finally:
+        reg.stop()
+        tokens.stop()
