@@ -847,6 +847,159 @@ test_layer_owners (void **state)
   assert_int_equal (verify_problems (s), 0);
 }
 
+/* ---- base images: flattened layers, the streaming writer, image records ---- */
+
+static bool
+exists_in (const char *tree, const char *rel)
+{
+  kp_cleanup_free char *p = xasprintf ("%s/%s", tree, rel);
+  struct stat st;
+  return lstat (p, &st) == 0;
+}
+
+static void
+test_image_layers_and_records (void **state)
+{
+  kp_error *err = NULL;
+  kp_cleanup_store kp_store *s = open_store (state, KP_STORE_WRITE);
+  const tar_member l1[] = {
+    { "etc/", AE_IFDIR, 0755, 0, 0, NULL },
+    { "etc/keep", AE_IFREG, 0644, 0, 0, "keep" },
+    { "etc/gone", AE_IFREG, 0644, 0, 0, "gone" },
+    { "doc/", AE_IFDIR, 0755, 0, 0, NULL },
+    { "doc/b/", AE_IFDIR, 0755, 0, 0, NULL },
+    { "doc/b/readme", AE_IFREG, 0644, 0, 0, "b" },
+    { "opq/", AE_IFDIR, 0755, 0, 0, NULL },
+    { "opq/old", AE_IFREG, 0644, 0, 0, "old" },
+    { "opq/sub/", AE_IFDIR, 0755, 0, 0, NULL },
+    { "opq/sub/old2", AE_IFREG, 0644, 0, 0, "old2" },
+  };
+  const tar_member l2[] = {
+    { "etc/.wh.gone", AE_IFREG, 0644, 0, 0, NULL },
+    { "doc/.wh.b", AE_IFREG, 0644, 0, 0, NULL },
+    { "opq/new", AE_IFREG, 0644, 0, 0, "new" },
+    { "opq/.wh..wh..opq", AE_IFREG, 0644, 0, 0, NULL },
+    { "opq/sub/new2", AE_IFREG, 0644, 0, 0, "new2" },
+    { "etc/.wh.absent", AE_IFREG, 0644, 0, 0, NULL },
+  };
+  const tar_member l3[] = {
+    { "doc/b/", AE_IFDIR, 0755, 0, 0, NULL },
+    { "doc/b/again", AE_IFREG, 0644, 0, 0, "again" },
+  };
+  char t1[KP_STORE_OBJECT_ID_LEN + 1], t2[KP_STORE_OBJECT_ID_LEN + 1], t3[KP_STORE_OBJECT_ID_LEN + 1];
+  put_tar (s, l1, KP_N_ELEMENTS (l1), t1);
+  put_tar (s, l2, KP_N_ELEMENTS (l2), t2);
+  put_tar (s, l3, KP_N_ELEMENTS (l3), t3);
+  const char *ids[] = { t1, t2, t3 };
+  char digest[KP_BLAKE3_HEX_LEN + 1];
+  if (kp_store_layer_from_tars (s, ids, 3, KP_LAYER_BASE, NULL, digest, &err) < 0)
+    {
+      if (err->status == KP_EXIT_RUNTIME)
+        {
+          fprintf (stderr, "skip: no user namespace here: %s\n", err->message);
+          skip ();
+        }
+      fail_msg ("layer: %s", err->message);
+    }
+  kp_cleanup_free char *tree = xasprintf ("%s/store/layers/%s/tree", (char *) *state, digest);
+  assert_true (exists_in (tree, "etc/keep"));
+  assert_false (exists_in (tree, "etc/gone"));
+  assert_false (exists_in (tree, "etc/.wh.gone"));
+  assert_false (exists_in (tree, "etc/absent"));
+  assert_false (exists_in (tree, "doc/b/readme"));
+  assert_true (exists_in (tree, "doc/b/again"));
+  assert_true (exists_in (tree, "opq/new"));      /* before the marker, same layer */
+  assert_false (exists_in (tree, "opq/old"));
+  assert_true (exists_in (tree, "opq/sub/new2")); /* re-created below the opaque dir */
+  assert_false (exists_in (tree, "opq/sub/old2"));
+  assert_false (exists_in (tree, "opq/.wh..wh..opq"));
+
+  /* The same tree from one archive has the same digest. */
+  const tar_member flat[] = {
+    { "etc/", AE_IFDIR, 0755, 0, 0, NULL },
+    { "etc/keep", AE_IFREG, 0644, 0, 0, "keep" },
+    { "doc/", AE_IFDIR, 0755, 0, 0, NULL },
+    { "doc/b/", AE_IFDIR, 0755, 0, 0, NULL },
+    { "doc/b/again", AE_IFREG, 0644, 0, 0, "again" },
+    { "opq/", AE_IFDIR, 0755, 0, 0, NULL },
+    { "opq/new", AE_IFREG, 0644, 0, 0, "new" },
+    { "opq/sub/", AE_IFDIR, 0755, 0, 0, NULL },
+    { "opq/sub/new2", AE_IFREG, 0644, 0, 0, "new2" },
+  };
+  char tf[KP_STORE_OBJECT_ID_LEN + 1], dflat[KP_BLAKE3_HEX_LEN + 1];
+  put_tar (s, flat, KP_N_ELEMENTS (flat), tf);
+  const char *fids[] = { tf };
+  assert_int_equal (kp_store_layer_from_tars (s, fids, 1, KP_LAYER_BASE, NULL, dflat, &err), 0);
+  assert_string_equal (dflat, digest);
+
+  /* The streaming writer gives the id kp_store_put gives; abort leaves nothing. */
+  kp_store_writer *w = kp_store_writer_new (s, &err);
+  assert_non_null (w);
+  assert_int_equal (kp_store_writer_write (w, "config ", 7, &err), 0);
+  assert_int_equal (kp_store_writer_write (w, "bytes", 5, &err), 0);
+  assert_int_equal (kp_store_writer_size (w), 12);
+  char wid[KP_STORE_OBJECT_ID_LEN + 1], pid[KP_STORE_OBJECT_ID_LEN + 1];
+  assert_int_equal (kp_store_writer_commit (w, wid, &err), 0);
+  assert_int_equal (kp_store_put (s, "config bytes", 12, pid, &err), 0);
+  assert_string_equal (wid, pid);
+  w = kp_store_writer_new (s, &err);
+  assert_int_equal (kp_store_writer_write (w, "x", 1, &err), 0);
+  kp_store_writer_abort (w);
+
+  /* Records and tags. */
+  const char *dg = "sha256:" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  char *objects[] = { t1, t2, t3, wid, NULL };
+  kp_image_record rec = { .digest = (char *) dg, .reference = (char *) "docker://r/x:1",
+                          .objects = objects, .size = 42 };
+  memcpy (rec.tree_digest, digest, sizeof rec.tree_digest);
+  assert_int_equal (kp_store_image_write (s, &rec, &err), 0);
+  assert_int_equal (kp_store_image_tag_set (s, "docker://r/x:1", dg, 7, &err), 0);
+  kp_cleanup_image_record kp_image_record *back = kp_store_image_read (s, dg, &err);
+  assert_non_null (back);
+  assert_string_equal (back->tree_digest, digest);
+  assert_int_equal (back->size, 42);
+  assert_string_equal (back->objects[3], wid);
+  assert_true (back->created > 0);
+  kp_cleanup_strv char **list = kp_store_image_list (s, &err);
+  assert_int_equal (kp_strv_length (list), 1);
+  char *tagged = NULL;
+  int64_t when = 0;
+  assert_int_equal (kp_store_image_tag_get (s, "docker://r/x:1", &tagged, &when, &err), 1);
+  assert_string_equal (tagged, dg);
+  assert_int_equal (when, 7);
+  free (tagged);
+  assert_int_equal (kp_store_image_tag_get (s, "docker://r/x:2", NULL, NULL, &err), 0);
+  const char *bad = "sha256:../../etc";
+  assert_int_equal (kp_store_image_has (s, bad, &err), -1);
+  kp_error_free (err);
+  err = NULL;
+  assert_int_equal (verify_problems (s), 0);
+
+  /* gc keeps what the record names (the flat tar's layer is the same tree: kept too). */
+  kp_store_gc_report rep;
+  assert_int_equal (kp_store_gc (s, NULL, &rep, &err), 0);
+  assert_int_equal (rep.freed_layers, 0);
+  assert_int_equal (rep.freed_objects, 1); /* the flat tar and "config bytes": one is named */
+  kp_store_gc_report_clear (&rep);
+  assert_true (exists_in (tree, "etc/keep"));
+
+  /* A dangling tag is a problem verify-store reports. */
+  const char *other = "sha256:" "1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  assert_int_equal (kp_store_image_tag_set (s, "docker://r/y:1", other, 1, &err), 0);
+  assert_int_equal (verify_problems (s), 1);
+  assert_int_equal (kp_store_image_tag_remove (s, "docker://r/y:1", &err), 0);
+
+  /* Removing the record removes its tags; then gc frees everything. */
+  assert_int_equal (kp_store_image_remove (s, dg, &err), 0);
+  kp_cleanup_json json_t *tags = kp_store_image_tags (s, &err);
+  assert_int_equal (json_array_size (tags), 0);
+  assert_int_equal (kp_store_gc (s, NULL, &rep, &err), 0);
+  assert_int_equal (rep.freed_layers, 1);
+  assert_int_equal (rep.freed_objects, 4);
+  kp_store_gc_report_clear (&rep);
+  assert_int_equal (verify_problems (s), 0);
+}
+
 int
 main (void)
 {
@@ -864,6 +1017,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_gc, setup, teardown),
     cmocka_unit_test_setup_teardown (test_layers, setup, teardown),
     cmocka_unit_test_setup_teardown (test_layer_owners, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_image_layers_and_records, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -62,9 +62,10 @@ kp_simplestreams_products_path (const char *index_json, size_t len, char **path,
         {
           if (p[0] == '/' || strstr (p, "..") || strchr (p, '?') || strchr (p, '#'))
             {
+              kp_error_set (err, KP_EXIT_FAILURE, "the simplestreams index names an unsafe "
+                            "path '%s'", p);
               json_decref (doc);
-              return kp_error_set (err, KP_EXIT_FAILURE, "the simplestreams index names an "
-                                   "unsafe path '%s'", p);
+              return -1;
             }
           *path = xstrdup (p);
           json_decref (doc);
