@@ -537,7 +537,8 @@ compare_str (const void *a, const void *b)
 static bool
 mine_has (const unpack *u, const char *path)
 {
-  return bsearch (&path, u->mine, u->n_mine, sizeof (char *), compare_str) != NULL;
+  return u->n_mine > 0
+         && bsearch (&path, u->mine, u->n_mine, sizeof (char *), compare_str) != NULL;
 }
 
 static int
@@ -624,7 +625,8 @@ apply_opaque_dirs (unpack *u, kp_error **err)
 {
   if (u->opaque == NULL)
     return 0;
-  qsort (u->mine, u->n_mine, sizeof (char *), compare_str);
+  if (u->n_mine > 0)
+    qsort (u->mine, u->n_mine, sizeof (char *), compare_str);
   for (char **o = u->opaque; *o; o++)
     {
       free (u->display);

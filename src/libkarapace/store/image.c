@@ -429,7 +429,8 @@ kp_store_image_tags (kp_store *store, kp_error **err)
       items = xreallocarray (items, n + 1, sizeof *items);
       items[n++] = t;
     }
-  qsort (items, n, sizeof *items, compare_tags);
+  if (n > 0)
+    qsort (items, n, sizeof *items, compare_tags);
   for (size_t i = 0; i < n; i++)
     json_array_append_new (out, items[i]);
   free (items);
