@@ -243,3 +243,34 @@ def test_bearer_token_flow(kp, tmp_path, layout):
     finally:
         reg.stop()
         tokens.stop()
+
+
+@pytest.mark.parametrize("case", ["dotdot", "symlink-parent", "whiteout-dotdot"])
+def test_malicious_layers_are_refused(kp, tmp_path, registry, case):
+    """Layers that try to write outside the tree: refused, nothing kept, nothing outside."""
+    from registry import _image, _tar
+    import json as _json
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    entries = {
+        "dotdot": [("../../../escaped", "file", b"x", 0o644)],
+        "symlink-parent": [("link", "symlink", str(outside), 0o777),
+                           ("link/escaped", "file", b"x", 0o644)],
+        "whiteout-dotdot": [("etc", "dir", None, 0o755), ("etc/.wh..", "file", b"", 0o644)],
+    }[case]
+    layout = tmp_path / "evil"
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    desc = _image(layout, "amd64", None, [(_tar(entries), "gzip")])
+    desc.pop("platform")
+    desc["annotations"] = {"org.opencontainers.image.ref.name": "v1"}
+    (layout / "index.json").write_text(_json.dumps({"schemaVersion": 2, "manifests": [desc]}))
+    push(layout, "v1", registry.host, f"test/evil-{case}", all_platforms=False)
+    store = kp.tmp / "store"
+    r = pull(kp, store, f"docker://{registry.host}/test/evil-{case}:v1")
+    assert r.returncode == 1, r
+    assert list(outside.iterdir()) == []
+    assert not (tmp_path.parent / "escaped").exists()
+    assert kp("--store", store, "images", "list", "--json").json() == []
+    rep = kp("--store", store, "verify-store", "--json").json()
+    assert rep["problems"] == [] and rep["layers"] == 0
