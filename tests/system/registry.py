@@ -194,6 +194,9 @@ def _image(layout, arch, variant, layers):
         if comp == "gzip":
             data = gzip.compress(raw, mtime=0)
             mt = "application/vnd.oci.image.layer.v1.tar+gzip"
+        elif comp == "zstd":
+            data = subprocess.run(["zstd", "-q", "-c"], input=raw, check=True, capture_output=True).stdout
+            mt = "application/vnd.oci.image.layer.v1.tar+zstd"
         else:
             data = raw
             mt = "application/vnd.oci.image.layer.v1.tar"

@@ -274,3 +274,37 @@ def test_malicious_layers_are_refused(kp, tmp_path, registry, case):
     assert kp("--store", store, "images", "list", "--json").json() == []
     rep = kp("--store", store, "verify-store", "--json").json()
     assert rep["problems"] == [] and rep["layers"] == 0
+
+
+def test_registry_mirror_from_config(kp, registry):
+    """A registry that cannot be reached, mirrored (under a path prefix) by one that can."""
+    kp.write("config/karapace/config.toml",
+             f'[registries."127.0.0.1:9"]\nmirrors = ["127.0.0.1:1", "{registry.host}/test"]\n')
+    store = kp.tmp / "store"
+    r = pull(kp, store, "docker://127.0.0.1:9/single:v1")
+    assert r.returncode == 0, r
+    direct = pull(kp, kp.tmp / "store2", f"docker://{registry.host}/test/single:v1").json()
+    assert r.json()["tree_digest"] == direct["tree_digest"]
+    rec = kp("--store", store, "images", "inspect", "--json", "docker://127.0.0.1:9/single:v1").json()[0]
+    assert rec["mirror"] == f"{registry.host}/test"
+
+
+@pytest.mark.skipif(not shutil.which("zstd"), reason="no zstd (scripts/install-deps --test)")
+def test_zstd_and_uncompressed_layers(kp, tmp_path, registry):
+    """The same layers compressed three ways give the same tree."""
+    from registry import _image, sample_layers
+    import json as _json
+    digests = []
+    for comp in ("gzip", "zstd", "none"):
+        layout = tmp_path / comp
+        (layout / "blobs" / "sha256").mkdir(parents=True)
+        (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+        desc = _image(layout, "amd64", None, [(raw, comp) for raw, _ in sample_layers()])
+        desc.pop("platform")
+        desc["annotations"] = {"org.opencontainers.image.ref.name": "v1"}
+        (layout / "index.json").write_text(_json.dumps({"schemaVersion": 2, "manifests": [desc]}))
+        push(layout, "v1", registry.host, f"test/comp-{comp}", all_platforms=False)
+        r = pull(kp, kp.tmp / "store", f"docker://{registry.host}/test/comp-{comp}:v1")
+        assert r.returncode == 0, r
+        digests.append(r.json()["tree_digest"])
+    assert len(set(digests)) == 1

@@ -6,7 +6,7 @@
  *     "debian/bookworm" = "docker://mirror.example/library/debian:bookworm"
  *     [registries."registry.local:5000"]
  *     insecure = true                             # plain HTTP / unverified TLS allowed
- *     mirrors = ["mirror.example:5000"]           # tried first (reserved: not yet used)
+ *     mirrors = ["mirror.example:5000"]           # tried first, in order
  *     [mirrors]
  *     debian = "http://deb.debian.org/debian"
  *     ubuntu = "http://archive.ubuntu.com/ubuntu"

@@ -434,8 +434,41 @@ pull_registry (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
     .progress = ctx->progress ? kp_pull_progress_report : NULL,
     .progress_data = ctx->progress,
   };
-  kp_cleanup_registry kp_registry *reg = kp_registry_new (ctx->http, ref->registry,
-                                                          ref->repository, &ro, err);
+  /* Mirrors from config.toml first ("HOST[:PORT][/PREFIX]": the repository goes below
+     PREFIX); the first that has the tag or digest serves the whole pull. */
+  kp_cleanup_registry kp_registry *reg = NULL;
+  kp_cleanup_free char *probed = NULL;
+  kp_cleanup_free char *mirror_used = NULL;
+  const kp_registry_config *rcfg = opts->config ? kp_image_config_registry (opts->config,
+                                                                            ref->registry)
+                                                : NULL;
+  for (char **m = rcfg ? rcfg->mirrors : NULL; m && *m && reg == NULL; m++)
+    {
+      const char *slash = strchr (*m, '/');
+      kp_cleanup_free char *host = slash ? xstrndup (*m, (size_t) (slash - *m)) : xstrdup (*m);
+      kp_cleanup_free char *repo = slash ? xasprintf ("%s/%s", slash + 1, ref->repository)
+                                         : xstrdup (ref->repository);
+      kp_registry_options mo = ro;
+      mo.insecure = kp_pull_insecure_for (opts, host);
+      kp_registry *candidate = kp_registry_new (ctx->http, host, repo, &mo, NULL);
+      if (candidate == NULL)
+        continue;
+      char *d = NULL;
+      if (kp_registry_head_digest (candidate, ref->digest ? ref->digest : ref->tag, &d, NULL)
+          == 0)
+        {
+          reg = candidate;
+          probed = d;
+          mirror_used = xstrdup (*m);
+        }
+      else
+        {
+          out->requests += registry_requests (candidate);
+          kp_registry_free (candidate);
+        }
+    }
+  if (reg == NULL)
+    reg = kp_registry_new (ctx->http, ref->registry, ref->repository, &ro, err);
   if (reg == NULL)
     {
       kp_platform_clear (&want);
@@ -451,8 +484,8 @@ pull_registry (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
   if (cached)
     {
       /* Seen before: is the tag still where it was? One HEAD request. */
-      kp_cleanup_free char *now = NULL;
-      if (kp_registry_head_digest (reg, ref->tag, &now, err) < 0)
+      kp_cleanup_free char *now = probed ? xstrdup (probed) : NULL;
+      if (now == NULL && kp_registry_head_digest (reg, ref->tag, &now, err) < 0)
         goto out;
       kp_cleanup_image_record kp_image_record *rec = kp_store_image_read (ctx->store, cached,
                                                                          NULL);
@@ -490,6 +523,8 @@ pull_registry (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
     objects[i] = bw.ids[i];
   source = xasprintf ("registry %s/%s", ref->registry, ref->repository);
   extra = image_extra (source, &img, objects);
+  if (mirror_used)
+    json_object_set_new (extra, "mirror", json_string (mirror_used));
   if (kp_pull_finish (ctx, img.manifest_digest, objects, img.n_layers, tag_key, extra, out,
                       err) < 0)
     goto out;
