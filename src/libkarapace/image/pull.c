@@ -179,7 +179,17 @@ kp_pull_finish (kp_pull_ctx *ctx, const char *digest, char **objects, size_t n_l
   char tree[KP_BLAKE3_HEX_LEN + 1];
   if (kp_store_layer_from_tars (ctx->store, (const char *const *) objects, n_layers,
                                 KP_LAYER_BASE, NULL, tree, err) < 0)
-    return kp_error_prefix (err, "unpack %s", ctx->ref->canonical);
+    {
+      /* An entry the unpacker refused (one leaving the tree, a bad whiteout) is the
+         image's fault, not the store's, which is unchanged. */
+      if (err && *err && (*err)->errno_value == 0
+          && strstr ((*err)->message, "unpack: entry \""))
+        {
+          kp_error_set_status (err, KP_EXIT_FAILURE);
+          kp_error_hint (err, "the image is malformed or hostile; nothing of it was kept");
+        }
+      return kp_error_prefix (err, "unpack %s", ctx->ref->canonical);
+    }
   kp_image_record rec = {
     .digest = (char *) digest,
     .reference = ctx->ref->canonical,

@@ -298,13 +298,6 @@ layer_from_tars (kp_store *store, const char *const *tar_ids, size_t n, bool fla
     {
       kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
       kp_error_prefix (err, "unpack object %.12s into a layer", tar_ids[0]);
-      /* An archive the unpacker refuses (an entry leaving the tree, a bad whiteout) is a
-         problem of the archive, not of the store, which is unchanged. */
-      if (err && *err && (*err)->status == KP_EXIT_FAILURE && (*err)->errno_value == 0)
-        {
-          kp_error_hint (err, "the archive is malformed or hostile; nothing of it was kept");
-          return -1;
-        }
       return kp_store_wrap (err, NULL);
     }
   snprintf (info.parent, sizeof info.parent, "%s", parent ? parent : "");
