@@ -299,15 +299,18 @@ holder_main (holder_args *a)
   if (kp_rootfs_setup_run (a->setup, &e) < 0)
     holder_fail (sock, e);
   prctl (PR_SET_NAME, "karapace-holder", 0, 0, 0);
+  /* Listen before saying READY: once the caller returns, a second start on the same
+   * state directory must find this holder answering, not a bound socket that refuses
+   * connections (which it would take for a stale one and replace). */
+  holder_state_dir = a->state_dir;
+  if (a->listen_fd >= 0 && listen (a->listen_fd, 64) < 0)
+    holder_exit (1);
   if (kp_sync_send_text (sock, a->setup->overlay_used) < 0
       || kp_sync_send_text (sock, a->setup->fallback_reason) < 0
       || kp_sync_send (sock, KP_SYNC_READY, 0, NULL) < 0)
     _exit (1);
   if (a->listen_fd >= 0)
     prctl (PR_SET_PDEATHSIG, 0, 0, 0, 0);
-  holder_state_dir = a->state_dir;
-  if (a->listen_fd >= 0 && listen (a->listen_fd, 64) < 0)
-    holder_exit (1);
   int flags = (a->setup->own_netns ? KP_HOLDER_HELLO_NETNS : 0)
               | (a->setup->map->full ? KP_HOLDER_HELLO_FULL_MAP : 0);
   holder_loop (sock, a->listen_fd, flags, a->setup->map, a->setup->overlay_used);
