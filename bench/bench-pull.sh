@@ -3,8 +3,11 @@
 # rootless, in one hyperfine run (see bench/README.md).
 #   bench/bench-pull.sh [BUILDDIR]
 # Run as root, it runs itself again as $BENCH_USER (default kptest). Environment:
-# BENCH_RUNS (default 5), BENCH_DIRS (the directories packed into one layer each, default
-# four directories of /usr).
+# BENCH_RUNS (default 5); BENCH_TREE, a root filesystem split into four layers (usr/lib,
+# usr/share, the rest of usr, everything else; default: the Debian minbase tree the slow
+# system tests cache, $KARAPACE_TEST_CACHE/debian-bookworm-minbase, when it exists);
+# without one, BENCH_DIRS (the host directories packed into one layer each, default four
+# directories of /usr).
 set -eu
 build=$(cd "${1:-build}" && pwd)
 script=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
@@ -21,7 +24,8 @@ if [ "$(id -u)" = 0 ]; then
   cp "$script" "$work/bench/"
   chmod -R a+rX "$work"
   su -s /bin/sh "$user" -c "cd /tmp && env XDG_RUNTIME_DIR=/run/user/$uid \
-    BENCH_RUNS='${BENCH_RUNS:-}' BENCH_DIRS='${BENCH_DIRS:-}' \
+    BENCH_RUNS='${BENCH_RUNS:-}' BENCH_DIRS='${BENCH_DIRS:-}' BENCH_TREE='${BENCH_TREE:-}' \
+    KARAPACE_TEST_CACHE='${KARAPACE_TEST_CACHE:-}' \
     sh '$work/bench/$(basename "$0")' '$work/build'"
   exit $?
 fi
@@ -56,12 +60,33 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-# The image: one gzip layer per directory, in an OCI layout, pushed with skopeo.
+# The image: four gzip layers of a root filesystem, or one per host directory, in an OCI
+# layout, pushed with skopeo.
+cache=${KARAPACE_TEST_CACHE:-$HOME/.cache/karapace-test}
+tree=${BENCH_TREE:-}
+if [ -z "$tree" ] && [ -f "$cache/debian-bookworm-minbase.done" ] && [ -d "$cache/debian-bookworm-minbase" ]; then
+  tree=$cache/debian-bookworm-minbase
+fi
 i=0
-for d in $dirs; do
-  i=$((i + 1))
-  tar -C / --numeric-owner --sort=name --mtime=@0 -czf "$tmp/layer$i.tar.gz" "${d#/}" 2>/dev/null || true
-done
+if [ -n "$tree" ]; then
+  # The cached tree is owned by subordinate ids: read it in the store's namespace, where
+  # its owners are the image's (0 for root), as an image build would record them.
+  pack () { # OUT ARGS...
+    out=$1; shift
+    "$karapace" unshare -- tar -C "$tree" --numeric-owner --sort=name --mtime=@0 -czf "$out" "$@"
+  }
+  pack "$tmp/layer1.tar.gz" ./usr/lib
+  pack "$tmp/layer2.tar.gz" ./usr/share
+  pack "$tmp/layer3.tar.gz" --exclude=./usr/lib --exclude=./usr/share ./usr
+  pack "$tmp/layer4.tar.gz" --exclude=./usr .
+  i=4
+  dirs="$tree (usr/lib, usr/share, the rest of usr, the rest)"
+else
+  for d in $dirs; do
+    i=$((i + 1))
+    tar -C / --numeric-owner --sort=name --mtime=@0 -czf "$tmp/layer$i.tar.gz" "${d#/}" 2>/dev/null || true
+  done
+fi
 python3 - "$tmp" $i <<'EOF'
 import hashlib, gzip, json, os, sys
 tmp, n = sys.argv[1], int(sys.argv[2])
@@ -93,7 +118,7 @@ echo "bench-pull: image of $i layers, $size compressed: $dirs"
 # Both sides end with an unpacked tree: skopeo + umoci into an OCI layout and a rootfs,
 # karapace into its store (verified blobs, one flattened layer, its tree digest).
 hyperfine --runs "$runs" --warmup 1 --export-markdown "$tmp/pull.md" \
-  --prepare "rm -rf $tmp/peer $tmp/peer-rootfs; '$karapace' unshare -- rm -rf $tmp/store" \
+  --prepare "'$karapace' unshare -- rm -rf $tmp/peer $tmp/peer-rootfs $tmp/store" \
   -n "skopeo copy + umoci unpack" \
   "skopeo copy --quiet --src-tls-verify=false $ref oci:$tmp/peer:v1 && umoci unpack --rootless --image $tmp/peer:v1 $tmp/peer-rootfs >/dev/null" \
   -n "karapace images pull" \

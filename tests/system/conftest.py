@@ -187,3 +187,169 @@ def _remove_tree(path):
     except OSError:
         subprocess.run([KARAPACE, "unshare", "--", "rm", "-rf", str(path)],
                        capture_output=True, timeout=600)
+
+
+# ==== Registries, OCI test images and an LXC image server ====
+# Helpers in registry.py and ociimage.py; the fixtures' own tests in
+# test_registry_fixture.py. None of them needs the network.
+
+def _need_registry_tools():
+    for tool in ("docker-registry", "skopeo", "htpasswd", "openssl"):
+        if not shutil.which(tool):
+            pytest.skip(f"no {tool}: install docker-registry skopeo apache2-utils openssl "
+                        "(scripts/install-deps --test)")
+
+
+def _start_registry(tmp_path_factory, mode):
+    _need_registry_tools()
+    from registry import start_registry
+    return start_registry(tmp_path_factory.mktemp(f"registry-{mode}"), mode)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """docker-registry on 127.0.0.1, anonymous, empty, shared by the module: .host
+    ("127.0.0.1:PORT"), .url, .port, .tamper(digest), .blob_path(digest) (registry.py)."""
+    reg = _start_registry(tmp_path_factory, "anonymous")
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="module")
+def registry_basic(tmp_path_factory):
+    """docker-registry with htpasswd basic authentication; .creds is (user, password)."""
+    reg = _start_registry(tmp_path_factory, "basic")
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="module")
+def registry_token(tmp_path_factory):
+    """docker-registry with bearer tokens from a TokenServer (RS256 JWTs, x5c header);
+    .creds is what the token server accepts, .token_server.issued counts the tokens."""
+    reg = _start_registry(tmp_path_factory, "token")
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def _busybox_tree(tmp_path_factory):
+    """tests/make-test-rootfs without the probe, made once; tests must not change it."""
+    if not os.access("/bin/busybox", os.X_OK):
+        pytest.skip("no /bin/busybox: install busybox-static (scripts/install-deps --test)")
+    from ociimage import busybox_tree
+    return busybox_tree(tmp_path_factory.mktemp("busybox") / "tree")
+
+
+@pytest.fixture(scope="session")
+def oci_test_layout(tmp_path_factory, _busybox_tree):
+    """The test image of ociimage.py as an OCI layout, built once per session: an
+    ociimage.OciImage (.path, .tag "v1" naming the two-platform index, .platform_tag() the
+    host platform's manifest alone, .digest, .manifests, .layers). Read-only for tests:
+    copy it (or build_layout into tmp_path) to change it."""
+    from ociimage import build_layout
+    return build_layout(tmp_path_factory.mktemp("oci-test-layout") / "oci", "v1",
+                        busybox=_busybox_tree)
+
+
+LXC_TEST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "armhf", "ppc64le": "ppc64el",
+                 "s390x": "s390x", "riscv64": "riscv64"}.get(os.uname().machine, os.uname().machine)
+
+
+@pytest.fixture(scope="session")
+def _lxc_tarball(tmp_path_factory, _busybox_tree):
+    """root.tar.xz of the busybox tree (owners 0:0, fixed mtimes, fixed /etc/passwd)."""
+    import lzma
+    from ociimage import FIXED_GROUP, FIXED_PASSWD, tar_bytes, tree_entries
+    raw = tar_bytes(tree_entries(_busybox_tree, {"etc/passwd": FIXED_PASSWD, "etc/group": FIXED_GROUP}))
+    path = tmp_path_factory.mktemp("lxc-tarball") / "rootfs.tar.xz"
+    path.write_bytes(lzma.compress(raw, preset=6))
+    return path
+
+
+class LxcServer:
+    """A plain HTTP server on 127.0.0.1 serving a simplestreams tree (streams/v1/index.json
+    and images.json) with one product, testos:one:ARCH:default, whose one build VERSION has
+    a root.tar.xz item with the right sha256 and size. .ref is "lxc://HOST/testos/one";
+    .counts counts GETs by path."""
+    VERSION = "20241120_05:24"
+
+    def __init__(self, root, tarball, tree):
+        import http.server
+        import threading
+        self.root, self.tree, self.arch = root, tree, LXC_TEST_ARCH
+        self.path = f"images/testos/one/{self.arch}/default/{self.VERSION}/rootfs.tar.xz"
+        self.tarball = root / self.path
+        self.tarball.parent.mkdir(parents=True)
+        shutil.copyfile(tarball, self.tarball)
+        self.counts = {}
+        self.write_index()
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **kw):
+                super().__init__(*a, directory=str(root), **kw)
+
+            def do_GET(self):
+                server.counts[self.path] = server.counts.get(self.path, 0) + 1
+                super().do_GET()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://{self.host}"
+        self.ref = f"lxc://{self.host}/testos/one"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def write_index(self, sha256=None, size=None):
+        """(Re)writes the product list for the tarball now in place; sha256 and size
+        override what it says."""
+        import hashlib
+        data = self.tarball.read_bytes()
+        self.sha256 = sha256 or hashlib.sha256(data).hexdigest()
+        self.size = size if size is not None else len(data)
+        item = {"ftype": "root.tar.xz", "path": self.path, "sha256": self.sha256, "size": self.size}
+        products = {"format": "products:1.0", "content_id": "images", "products": {
+            f"testos:one:{self.arch}:default": {
+                "os": "TestOS", "release": "one", "arch": self.arch, "variant": "default",
+                "aliases": "testos/one/default,testos/one",
+                "versions": {self.VERSION: {"items": {"root.tar.xz": item}}}}}}
+        streams = self.root / "streams" / "v1"
+        streams.mkdir(parents=True, exist_ok=True)
+        (streams / "images.json").write_text(json.dumps(products, sort_keys=True))
+        (streams / "index.json").write_text(json.dumps(
+            {"format": "index:1.0", "index": {"images": {
+                "datatype": "image-downloads", "format": "products:1.0",
+                "path": "streams/v1/images.json", "products": [f"testos:one:{self.arch}:default"]}}},
+            sort_keys=True))
+
+    def swap(self, path, update_index=False):
+        """Serves the file at `path` as the root.tar.xz; the index keeps the old sha256 and
+        size unless update_index."""
+        shutil.copyfile(path, self.tarball)
+        if update_index:
+            self.write_index()
+
+    def tamper(self, offset=-100):
+        """Flips one byte of the served tarball; the index still names the original."""
+        data = bytearray(self.tarball.read_bytes())
+        data[offset] ^= 0xFF
+        self.tarball.write_bytes(bytes(data))
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def lxc_server(tmp_path, _lxc_tarball, _busybox_tree):
+    """An LXC image server (simplestreams) on 127.0.0.1 for this test: LxcServer above
+    (.ref, .tarball, .tree the busybox tree it was made from, .swap(), .tamper())."""
+    www = tmp_path / "lxc-www"
+    www.mkdir()
+    srv = LxcServer(www, _lxc_tarball, _busybox_tree)
+    yield srv
+    srv.stop()
+# ==== end of registries, OCI test images and an LXC image server ====

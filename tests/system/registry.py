@@ -1,6 +1,11 @@
 """A real OCI registry for the tests: Debian's docker-registry (distribution 2.x) on
-127.0.0.1, with an optional htpasswd login, a counting proxy in front of it, and test
-images built here from scratch (OCI layouts pushed with skopeo)."""
+127.0.0.1, with an optional htpasswd login or bearer tokens (TokenServer), a counting proxy
+in front of it that can also cut a blob short, and small test images built here from
+scratch (OCI layouts pushed with skopeo). start_registry(root, mode) starts one in a given
+mode; Registry, CountingProxy and TokenServer are context managers. The larger test image
+(busybox tree, whiteouts, zstd, two platforms) and the umoci reference are in ociimage.py;
+the fixtures (registry, registry_basic, registry_token, oci_test_layout, lxc_server) at
+the end of conftest.py."""
 import gzip
 import hashlib
 import http.client
@@ -67,11 +72,40 @@ class Registry:
                                        + (self.root / "log").read_text())
                 time.sleep(0.05)
 
+    @property
+    def url(self):
+        return f"http://{self.host}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def tamper(self, digest, offset=100):
+        """Flips one byte of a stored blob, so that a client sees a digest mismatch (the
+        registry serves blobs from disk without checking them). Returns the original
+        bytes, for restore()."""
+        path = self.blob_path(digest)
+        original = path.read_bytes()
+        data = bytearray(original)
+        data[min(offset, len(data) - 1)] ^= 0xFF
+        path.write_bytes(bytes(data))
+        return original
+
+    def restore(self, digest, original):
+        self.blob_path(digest).write_bytes(original)
+
     def blob_path(self, digest):
         algo, hexd = digest.split(":")
         return self.root / "data" / "docker" / "registry" / "v2" / "blobs" / algo / hexd[:2] / hexd / "data"
 
     def stop(self):
+        if getattr(self, "token_server", None) is not None:
+            self.token_server.stop()
+            self.token_server = None
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(10)
@@ -99,11 +133,16 @@ class CountingProxy:
                 kind = ("manifest" if "/manifests/" in self.path
                         else "blob" if "/blobs/" in self.path else "other")
                 proxy.counts[kind] += 1
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 if "Range" in self.headers:
                     proxy.ranges.append(self.headers["Range"])
                 c = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
-                c.request(method, self.path, headers=headers)
+                # Header by header: clients send Accept several times.
+                c.putrequest(method, self.path, skip_host=True, skip_accept_encoding=True)
+                c.putheader("Host", f"127.0.0.1:{upstream_port}")
+                for k, v in self.headers.items():
+                    if k.lower() not in ("host", "connection"):
+                        c.putheader(k, v)
+                c.endheaders()
                 r = c.getresponse()
                 body = r.read()
                 cut = None
@@ -137,6 +176,22 @@ class CountingProxy:
         self.host = f"127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    @property
+    def url(self):
+        return f"http://{self.host}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def truncate_next_blob(self, nbytes):
+        """The next GET of a blob (200 or 206) sends its headers, then only `nbytes` of
+        the body, then closes the connection; later requests, with a Range header or
+        not, are forwarded whole (ranges are logged in .ranges)."""
+        self.cut_next_blob_at = nbytes
+
     def reset(self):
         for k in self.counts:
             self.counts[k] = 0
@@ -144,6 +199,34 @@ class CountingProxy:
 
     def stop(self):
         self.server.shutdown()
+        self.server.server_close()
+
+
+def start_registry(root, mode="anonymous", creds=("tester", "s3cret")):
+    """A started Registry in one of three modes: "anonymous", "basic" (htpasswd) or
+    "token" (a TokenServer of its own, stopped with the registry; see .token_server).
+    .creds is the (user, password) that works, None when anonymous."""
+    root = Path(root)
+    if mode == "anonymous":
+        reg = Registry(root)
+        reg.creds = None
+        reg.token_server = None
+    elif mode == "basic":
+        reg = Registry(root, htpasswd=creds)
+        reg.token_server = None
+    elif mode == "token":
+        tokens = TokenServer(root / "tokens", *creds)
+        try:
+            reg = Registry(root, token=tokens)
+        except BaseException:
+            tokens.stop()
+            raise
+        reg.creds = creds
+        reg.token_server = tokens
+    else:
+        raise ValueError(f"unknown registry mode {mode!r}")
+    reg.mode = mode
+    return reg
 
 
 # ---- test images ----
@@ -365,9 +448,16 @@ class TokenServer:
                              input=signing_input.encode(), check=True, capture_output=True).stdout
         return signing_input + "." + _b64url(sig)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
     def registry_auth(self):
         return {"token": {"realm": self.realm, "service": self.service, "issuer": self.issuer,
                           "rootcertbundle": str(self.cert)}}
 
     def stop(self):
         self.server.shutdown()
+        self.server.server_close()
