@@ -6,7 +6,6 @@
 #include "image/http.h"
 
 #include "base/buf.h"
-#include "config.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -289,7 +288,7 @@ kp_http_get (kp_http *h, const kp_http_request *req, kp_http_response *resp, kp_
   curl_easy_setopt (c, CURLOPT_URL, req->url);
   curl_easy_setopt (c, CURLOPT_SHARE, h->share);
   curl_easy_setopt (c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt (c, CURLOPT_USERAGENT, "karapace/" KP_VERSION);
+  curl_easy_setopt (c, CURLOPT_USERAGENT, "karapace");
   curl_easy_setopt (c, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt (c, CURLOPT_MAXREDIRS, 10L);
   /* Never downgrade: an https start may only be redirected to https. */
