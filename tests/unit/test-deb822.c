@@ -5,9 +5,13 @@
 #include <cmocka.h>
 
 #include "image/deb822.h"
+#include "image/debian.h"
+
+#include <stdio.h>
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void
 test_paragraphs (void **state)
@@ -112,6 +116,135 @@ test_versions (void **state)
       fail_msg ("expected %s = %s", same[i][0], same[i][1]);
 }
 
+static char *
+read_data (const char *name, size_t *len)
+{
+  const char *dir = getenv ("KP_TEST_DATA");
+  assert_non_null (dir);
+  char path[4096];
+  snprintf (path, sizeof path, "%s/debian/%s", dir, name);
+  FILE *f = fopen (path, "rb");
+  assert_non_null (f);
+  fseek (f, 0, SEEK_END);
+  long n = ftell (f);
+  fseek (f, 0, SEEK_SET);
+  char *buf = malloc ((size_t) n + 1);
+  assert_int_equal (fread (buf, 1, (size_t) n, f), (size_t) n);
+  buf[n] = '\0';
+  fclose (f);
+  *len = (size_t) n;
+  return buf;
+}
+
+#define KEYRING "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+static void
+test_inrelease (void **state)
+{
+  if (access (KEYRING, R_OK) != 0 || access ("/usr/bin/gpgv", X_OK) != 0)
+    {
+      fprintf (stderr, "skip: no gpgv or debian-archive-keyring\n");
+      skip ();
+    }
+  size_t len = 0;
+  char *in = read_data ("bookworm-InRelease", &len);
+  char *release = NULL;
+  size_t rlen = 0;
+  kp_error *err = NULL;
+  if (kp_debian_verify_inrelease (in, len, KEYRING, &release, &rlen, &err) < 0)
+    fail_msg ("verify: %s", err->message);
+  assert_null (strstr (release, "BEGIN PGP"));
+  kp_release r;
+  assert_int_equal (kp_release_parse (release, rlen, &r, &err), 0);
+  assert_string_equal (r.codename, "bookworm");
+  assert_non_null (kp_release_find (&r, "main/binary-amd64/Packages.xz"));
+  assert_true (r.date_epoch > 1700000000);
+  kp_release_clear (&r);
+  free (release);
+
+  /* One changed byte in the signed text. */
+  char *v = strstr (in, "Codename: bookworm");
+  assert_non_null (v);
+  v[10] = 'B';
+  err = NULL;
+  assert_int_equal (kp_debian_verify_inrelease (in, len, KEYRING, &release, &rlen, &err), -1);
+  assert_non_null (strstr (err->message, "not signed by a key"));
+  kp_error_free (err);
+  v[10] = 'b';
+  /* The right file against a keyring without the key. */
+  const char *other = "/usr/share/keyrings/debian-archive-removed-keys.gpg";
+  if (access (other, R_OK) == 0)
+    {
+      err = NULL;
+      assert_int_equal (kp_debian_verify_inrelease (in, len, other, &release, &rlen, &err), -1);
+      kp_error_free (err);
+    }
+  err = NULL;
+  assert_int_equal (kp_debian_verify_inrelease (in, len, "/nonexistent.gpg", &release, &rlen,
+                                                &err), -1);
+  kp_error_free (err);
+  /* Not signed at all. */
+  err = NULL;
+  assert_int_equal (kp_debian_verify_inrelease ("Suite: x\n", 9, KEYRING, &release, &rlen, &err), -1);
+  kp_error_free (err);
+  free (in);
+}
+
+#define SHA "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define PKG(name, ver, extra)                                                                 \
+  "Package: " name "\nVersion: " ver "\nArchitecture: amd64\nFilename: pool/" name ".deb\n"  \
+  "Size: 10\nSHA256: " SHA "\n" extra "\n"
+
+static void
+test_resolve (void **state)
+{
+  const char *packages
+      = PKG ("base-files", "12.4", "Priority: required\nEssential: yes\n")
+        PKG ("libc6", "2.36-9", "Priority: required\nDepends: libgcc-s1\n")
+        PKG ("libc6", "2.36-9+deb12u4", "Priority: required\nDepends: libgcc-s1\n")
+        PKG ("libgcc-s1", "12.2.0-14", "Priority: optional\nDepends: gcc-12-base (= 12.2.0-14), libc6 (>= 2.35)\n")
+        PKG ("gcc-12-base", "12.2.0-14", "Priority: optional\n")
+        PKG ("apt", "2.6.1", "Priority: important\nDepends: libc6 (>= 2.36), debian-archive-keyring | mail-keyring, awk-virtual\n")
+        PKG ("debian-archive-keyring", "2023.3", "Priority: important\n")
+        PKG ("mawk", "1.3.4", "Priority: required\nProvides: awk-virtual\n")
+        PKG ("gawk", "5.2", "Priority: optional\nProvides: awk-virtual\n")
+        PKG ("unrelated", "1", "Priority: optional\nDepends: nothing-at-all\n");
+  kp_deb_index idx;
+  kp_error *err = NULL;
+  assert_int_equal (kp_deb_index_parse (packages, strlen (packages), &idx, &err), 0);
+  assert_int_equal (idx.n, 10);
+  assert_string_equal (kp_deb_index_find (&idx, "libc6")->version, "2.36-9+deb12u4");
+  assert_null (kp_deb_index_find (&idx, "zzz"));
+  const char *extra[] = { "apt", NULL };
+  const kp_deb_package **chosen = NULL;
+  size_t n = 0;
+  assert_int_equal (kp_deb_resolve (&idx, true, extra, &chosen, &n, &err), 0);
+  const char *want[] = { "apt", "base-files", "debian-archive-keyring", "gcc-12-base", "libc6",
+                         "libgcc-s1", "mawk" };
+  assert_int_equal (n, sizeof want / sizeof *want);
+  for (size_t i = 0; i < n; i++)
+    assert_string_equal (chosen[i]->name, want[i]);
+  assert_string_equal (chosen[4]->version, "2.36-9+deb12u4");
+  free (chosen);
+
+  const char *broken[] = { "unrelated", NULL };
+  err = NULL;
+  assert_int_equal (kp_deb_resolve (&idx, false, broken, &chosen, &n, &err), -1);
+  assert_non_null (strstr (err->message, "unrelated 1 depends on nothing-at-all"));
+  kp_error_free (err);
+  kp_deb_index_clear (&idx);
+
+  const char *evil = "Package: x\nVersion: 1\nArchitecture: amd64\nFilename: ../x.deb\nSize: 1\nSHA256: " SHA "\n";
+  err = NULL;
+  assert_int_equal (kp_deb_index_parse (evil, strlen (evil), &idx, &err), -1);
+  kp_error_free (err);
+  const char *missing = "Package: x\nVersion: 1\n";
+  err = NULL;
+  assert_int_equal (kp_deb_index_parse (missing, strlen (missing), &idx, &err), -1);
+  assert_non_null (strstr (err->message, "line 1"));
+  kp_error_free (err);
+}
+
 int
 main (void)
 {
@@ -119,6 +252,8 @@ main (void)
     cmocka_unit_test (test_paragraphs),
     cmocka_unit_test (test_release),
     cmocka_unit_test (test_versions),
+    cmocka_unit_test (test_inrelease),
+    cmocka_unit_test (test_resolve),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
