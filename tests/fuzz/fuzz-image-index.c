@@ -1,7 +1,10 @@
 /* Fuzz target for what registries and image servers send: manifests and indexes (with
  * platform selection), WWW-Authenticate challenges and simplestreams indexes. Every input
- * is either parsed or refused with a message; nothing else may happen. */
+ * is either parsed or refused with a message; nothing else may happen. Debian Release and
+ * Packages files too, and resolving a package set from them. */
 #include "image/auth.h"
+#include "image/deb822.h"
+#include "image/debian.h"
 #include "image/registry.h"
 #include "image/simplestreams.h"
 
@@ -60,5 +63,32 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (r == 0 && (strstr (lxc.path, "..") || strlen (lxc.sha256) != 71))
     abort ();
   kp_lxc_image_clear (&lxc);
+
+  /* Debian control data: Release and Packages, and resolving what a Packages file says. */
+  kp_release rel;
+  err = NULL;
+  r = kp_release_parse (text, size, &rel, &err);
+  expect_error (r, err);
+  if (r == 0)
+    {
+      for (size_t i = 0; i < rel.n_files; i++)
+        if (rel.files[i].path[0] == '/' || strstr (rel.files[i].path, ".."))
+          abort ();
+      kp_release_clear (&rel);
+    }
+  kp_deb_index idx;
+  err = NULL;
+  r = kp_deb_index_parse (text, size, &idx, &err);
+  expect_error (r, err);
+  if (r == 0)
+    {
+      const kp_deb_package **chosen = NULL;
+      size_t n = 0;
+      err = NULL;
+      r = kp_deb_resolve (&idx, true, NULL, &chosen, &n, &err);
+      expect_error (r, err);
+      free (chosen);
+      kp_deb_index_clear (&idx);
+    }
   return 0;
 }
