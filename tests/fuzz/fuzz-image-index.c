@@ -82,12 +82,12 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   expect_error (r, err);
   if (r == 0)
     {
-      const kp_deb_package **chosen = NULL;
+      const kp_deb_package **picked = NULL;
       size_t n = 0;
       err = NULL;
-      r = kp_deb_resolve (&idx, true, NULL, &chosen, &n, &err);
+      r = kp_deb_resolve (&idx, true, NULL, &picked, &n, &err);
       expect_error (r, err);
-      free (chosen);
+      free (picked);
       kp_deb_index_clear (&idx);
     }
   return 0;
