@@ -7,6 +7,9 @@
  * sandbox, and each asserts its outcome and that the sandbox around the target is exactly
  * as it was. Every case runs with openat2 and again with KARAPACE_NO_OPENAT2=1.
  *
+ * Flattening (apply_whiteouts) unpacks layers one over the other into one target and checks
+ * what an overlay of them would show.
+ *
  * Runs as root (owners, devices, trusted attributes included) and as an ordinary user (the
  * caller owns everything); what cannot be checked as the caller is skipped with a reason. */
 #include <stdarg.h>
@@ -1280,6 +1283,183 @@ test_hostile_enosys (void **state)
   assert_int_equal (WEXITSTATUS (status), 0);
 }
 
+/* ---- Flattening image layers (apply_whiteouts) ----
+ *
+ * Layers are unpacked one over the other into one target, as a store makes a base image,
+ * and the result is what an overlay of the layers shows: whiteouts and opaque markers
+ * remove what the layers below put there, never what the same layer adds, never anything
+ * outside the target, and never leave a marker behind. */
+
+static void
+must_read (const char *target, const char *rel, const char *want)
+{
+  kp_cleanup_free char *text = read_text (target, rel);
+  if (text == NULL)
+    fail_msg ("%s/%s is missing", target, rel);
+  assert_string_equal (text, want);
+}
+
+/* Unpack one layer over target in flatten mode; 0 or -1 with err. */
+static int
+flatten_layer (tarw *t, const char *target, kp_unpack_stats *stats, kp_error **err)
+{
+  tar_end (t);
+  kp_unpack_options o = { .apply_whiteouts = true };
+  int r = unpack_bytes (t->b.data, t->b.len, target, &o, stats, err);
+  kp_buf_clear (&t->b);
+  return r;
+}
+
+static void
+flatten_ok (tarw *t, const char *target, uint64_t whiteouts)
+{
+  kp_unpack_stats st = { 0 };
+  kp_cleanup_error kp_error *err = NULL;
+  if (flatten_layer (t, target, &st, &err) < 0)
+    fail_msg ("flatten: %s", err->message);
+  assert_int_equal (st.whiteouts, whiteouts);
+}
+
+static void
+flatten_cases (void)
+{
+  sandbox s = { 0 };
+  sandbox_open (&s);
+  kp_cleanup_free char *target = path_in (s.root, "target");
+  put_dir (s.root, "target", 0755);
+
+  /* The layer below. */
+  tarw t = { KP_BUF_INIT };
+  tar_dir (&t, "etc/", 0755);
+  tar_file (&t, "etc/keep", "keep\n", 0644);
+  tar_file (&t, "etc/gone", "gone\n", 0644);
+  tar_dir (&t, "doc/", 0755);
+  tar_dir (&t, "doc/tree/", 0755);
+  tar_dir (&t, "doc/tree/deep/", 0555);
+  tar_file (&t, "doc/tree/deep/file", "deep\n", 0444);
+  tar_file (&t, "doc/stays", "stays\n", 0644);
+  tar_dir (&t, "opq/", 0755);
+  tar_file (&t, "opq/old", "old\n", 0644);
+  tar_dir (&t, "opq/olddir/", 0755);
+  tar_file (&t, "opq/olddir/f", "f\n", 0644);
+  tar_dir (&t, "re/", 0755);
+  tar_dir (&t, "re/sub/", 0755);
+  tar_file (&t, "re/sub/lower", "lower\n", 0644);
+  tar_dir (&t, "re/sub/lowerdir/", 0755);
+  tar_file (&t, "re/sub/lowerdir/x", "x\n", 0644);
+  tar_file (&t, "re/lower2", "lower2\n", 0644);
+  tar_dir (&t, "data/", 0755);
+  tar_file (&t, "data/file", "shared inode\n", 0644);
+  tar_dir (&t, "own/", 0755);
+  tar_file (&t, "own/lower", "lower\n", 0644);
+  tar_symlink (&t, "out", s.outside);
+  tar_symlink (&t, "self", ".");
+  flatten_ok (&t, target, 0);
+
+  /* The layer above. */
+  tar_file (&t, "etc/.wh.gone", "", 0644);               /* a file */
+  tar_file (&t, "doc/.wh.tree", "", 0644);               /* a whole tree, 0555 inside */
+  tar_dir (&t, "opq/", 0755);
+  tar_file (&t, "opq/before", "before\n", 0644);         /* before the marker */
+  tar_file (&t, "opq/.wh..wh..opq", "", 0644);
+  tar_file (&t, "opq/after", "after\n", 0644);           /* after the marker */
+  tar_dir (&t, "re/sub/", 0755);                         /* re-added below an opaque dir */
+  tar_file (&t, "re/sub/upper", "upper\n", 0644);
+  tar_file (&t, "re/.wh..wh..opq", "", 0644);            /* marker after its children */
+  tar_file (&t, "etc/.wh.absent", "", 0644);             /* nothing to delete */
+  tar_file (&t, "nowhere/at/.wh.all", "", 0644);         /* nor a parent for it */
+  tar_file (&t, "out/.wh.canary", "", 0644);             /* through a link: outside */
+  tar_file (&t, "out/.wh..wh..opq", "", 0644);
+  tar_file (&t, "self/etc/.wh.keep", "", 0644);          /* through a link: inside */
+  tar_hardlink (&t, "bin-link", "data/file");            /* to a file of the layer below */
+  tar_file (&t, "own/mine", "mine\n", 0644);             /* a layer's own entries stay */
+  tar_file (&t, "own/.wh.mine", "", 0644);
+  tar_file (&t, "own/.wh.lower", "", 0644);
+  flatten_ok (&t, target, 11);
+
+  must_read (target, "etc/keep", "keep\n");
+  must_not_exist (target, "etc/gone");
+  must_not_exist (target, "etc/.wh.gone");
+  must_not_exist (target, "etc/absent");
+  must_not_exist (target, "doc/tree");
+  must_read (target, "doc/stays", "stays\n");
+  must_read (target, "opq/before", "before\n");
+  must_read (target, "opq/after", "after\n");
+  must_not_exist (target, "opq/old");
+  must_not_exist (target, "opq/olddir");
+  must_not_exist (target, "opq/.wh..wh..opq");
+  must_read (target, "re/sub/upper", "upper\n");
+  must_not_exist (target, "re/sub/lower");
+  must_not_exist (target, "re/sub/lowerdir");
+  must_not_exist (target, "re/lower2");
+  must_not_exist (target, "re/.wh..wh..opq");
+  must_not_exist (target, "nowhere");
+  must_read (target, "etc/keep", "keep\n"); /* "self/" was not followed */
+  must_read (target, "own/mine", "mine\n");
+  must_not_exist (target, "own/lower");
+  must_not_exist (target, "own/.wh.mine");
+  struct stat a = must_lstat (target, "bin-link"), b = must_lstat (target, "data/file");
+  assert_int_equal (a.st_ino, b.st_ino);
+  assert_int_equal (a.st_nlink, 2);
+  must_read (target, "bin-link", "shared inode\n");
+  assert_true (S_ISLNK (must_lstat (target, "out").st_mode));
+  sandbox_check (&s);
+
+  /* A third layer: the whole image made opaque at its root keeps only what it adds, and
+     the root itself. */
+  tar_dir (&t, "./", 0750);
+  tar_file (&t, "./.wh..wh..opq", "", 0644);
+  tar_dir (&t, "etc/", 0755);
+  tar_file (&t, "etc/only", "only\n", 0644);
+  flatten_ok (&t, target, 1);
+  kp_cleanup_dir DIR *d = opendir (target);
+  assert_non_null (d);
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") && strcmp (de->d_name, "..") && strcmp (de->d_name, "etc"))
+      fail_msg ("left at the root after an opaque root: %s", de->d_name);
+  must_read (target, "etc/only", "only\n");
+  must_not_exist (target, "etc/keep");
+  assert_int_equal (must_lstat (target, ".").st_mode & 07777, 0750);
+  sandbox_check (&s);
+
+  /* Whiteouts that name their way out are refused like any member. */
+  static const struct
+  {
+    const char *name, *why;
+  } refused[] = {
+    { "../.wh.outside", "path leaves the target directory" },
+    { "etc/../../.wh.outside", "path leaves the target directory" },
+    { "etc/.wh...", "path leaves the target directory" },
+    { "etc/.wh..", "whiteout names no entry" },
+    { "etc/.wh.", "whiteout names no entry" },
+    { "etc/.wh..wh.plnk", "unknown whiteout name" },
+  };
+  for (size_t i = 0; i < KP_N_ELEMENTS (refused); i++)
+    {
+      tar_file (&t, refused[i].name, "", 0644);
+      kp_cleanup_error kp_error *err = NULL;
+      if (flatten_layer (&t, target, NULL, &err) == 0)
+        fail_msg ("%s: unpacked, expected a refusal", refused[i].name);
+      if (strstr (err->message, refused[i].why) == NULL)
+        fail_msg ("%s: message \"%s\" lacks \"%s\"", refused[i].name, err->message,
+                  refused[i].why);
+      must_read (target, "etc/only", "only\n");
+      sandbox_check (&s);
+    }
+  sandbox_close (&s);
+}
+
+static void
+test_flatten (void **state)
+{
+  unsetenv ("KARAPACE_NO_OPENAT2");
+  flatten_cases ();
+  setenv ("KARAPACE_NO_OPENAT2", "1", 1);
+  flatten_cases ();
+  unsetenv ("KARAPACE_NO_OPENAT2");
+}
+
 /* Devices when allowed (root only), and the refusal of a whiteout into a symlinked dir. */
 static void
 test_devices_allowed (void **state)
@@ -1387,6 +1567,7 @@ main (void)
     cmocka_unit_test (test_hostile_openat2),
     cmocka_unit_test (test_hostile_fallback),
     cmocka_unit_test (test_hostile_enosys),
+    cmocka_unit_test (test_flatten),
     cmocka_unit_test (test_devices_allowed),
     cmocka_unit_test (test_compressed),
     cmocka_unit_test (test_garbage),

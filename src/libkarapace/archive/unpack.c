@@ -10,7 +10,11 @@
  *
  * Directories are made 0700 and get their real mode, owner and time at the end, deepest
  * first, so a 0555 directory can still be filled and its time is not disturbed by its own
- * contents. */
+ * contents.
+ *
+ * In flatten mode (apply_whiteouts) the archive is one OCI layer over the layers already in
+ * the target: whiteouts delete from those at once, opaque directories are emptied of them
+ * after the last member, and neither ever touches what this archive put in place. */
 #include "archive/archive.h"
 #include "archive/archive-private.h"
 #include "base/fs.h"
@@ -49,6 +53,70 @@ typedef struct dir_fixup
   bool has_mtime;
 } dir_fixup;
 
+/* A set of relative paths ("" is the target itself), looked up while the archive streams
+ * by: open addressing, FNV-1a, at most half full. */
+typedef struct path_set
+{
+  char **slots;
+  size_t cap, n;
+} path_set;
+
+static uint64_t
+path_hash (const char *s)
+{
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (; *s; s++)
+    h = (h ^ (unsigned char) *s) * 0x100000001b3ull;
+  return h;
+}
+
+static char **
+path_set_slot (const path_set *set, const char *path)
+{
+  size_t mask = set->cap - 1;
+  for (size_t i = (size_t) path_hash (path) & mask;; i = (i + 1) & mask)
+    if (set->slots[i] == NULL || strcmp (set->slots[i], path) == 0)
+      return &set->slots[i];
+}
+
+static bool
+path_set_has (const path_set *set, const char *path)
+{
+  return set->cap > 0 && *path_set_slot (set, path) != NULL;
+}
+
+/* Add a copy of path; false when it was there already. */
+static bool
+path_set_add (path_set *set, const char *path)
+{
+  if (2 * (set->n + 1) > set->cap)
+    {
+      path_set bigger = { .cap = set->cap ? 2 * set->cap : 256 };
+      bigger.slots = xcalloc (bigger.cap, sizeof (char *));
+      for (size_t i = 0; i < set->cap; i++)
+        if (set->slots[i])
+          *path_set_slot (&bigger, set->slots[i]) = set->slots[i];
+      free (set->slots);
+      set->slots = bigger.slots;
+      set->cap = bigger.cap;
+    }
+  char **slot = path_set_slot (set, path);
+  if (*slot)
+    return false;
+  *slot = xstrdup (path);
+  set->n++;
+  return true;
+}
+
+static void
+path_set_clear (path_set *set)
+{
+  for (size_t i = 0; i < set->cap; i++)
+    free (set->slots[i]);
+  free (set->slots);
+  memset (set, 0, sizeof *set);
+}
+
 typedef struct unpack
 {
   struct archive *ar;
@@ -61,11 +129,10 @@ typedef struct unpack
   size_t n_dirs;
   size_t cap_dirs;
   /* Flatten mode: the paths this archive put in place (with their parents), and the
-     directories it marked opaque, emptied of everything else at the end. */
-  char **mine;
-  size_t n_mine, cap_mine;
+     directories whose lower content goes at the end (opaque markers, and whiteouts of a
+     directory this archive had already written into). */
+  path_set mine;
   char **opaque;
-  size_t n_opaque;
 } unpack;
 
 static void
@@ -77,9 +144,7 @@ unpack_clear (unpack *u)
     free (u->dirs[i].path);
   free (u->dirs);
   free (u->display);
-  for (size_t i = 0; i < u->n_mine; i++)
-    free (u->mine[i]);
-  free (u->mine);
+  path_set_clear (&u->mine);
   kp_strv_free (u->opaque);
 }
 
@@ -506,52 +571,46 @@ unpack_whiteout (unpack *u, const kp_beneath_path *p, kp_error **err)
 
 /* ---- Flatten mode: whiteouts applied to the layers below ---- */
 
-static void
-mine_add (unpack *u, const char *path)
+/* The first n components joined, "" for none (the target itself). */
+static char *
+relative_path (const kp_beneath_path *p, size_t n)
 {
-  if (u->n_mine == u->cap_mine)
-    {
-      u->cap_mine = u->cap_mine ? 2 * u->cap_mine : 256;
-      u->mine = xreallocarray (u->mine, u->cap_mine, sizeof (char *));
-    }
-  u->mine[u->n_mine++] = xstrdup (path);
+  return n == 0 ? xstrdup ("") : kp_beneath_path_join (p, n);
 }
 
-/* Remember `path` and its parents as this archive's. */
+/* Remember the first n components of p, and each of their parents, as this archive's.
+ * Deepest first: once a path is known, so are its parents. */
 static void
-mine_add_with_parents (unpack *u, const kp_beneath_path *p)
+mine_add (unpack *u, const kp_beneath_path *p, size_t n)
 {
-  for (size_t n = 1; n <= p->n; n++)
+  for (; n > 0; n--)
     {
       kp_cleanup_free char *path = kp_beneath_path_join (p, n);
-      mine_add (u, path);
+      if (!path_set_add (&u->mine, path))
+        break;
     }
 }
 
-static int
-compare_str (const void *a, const void *b)
+static void
+opaque_add (unpack *u, const char *dir)
 {
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
-static bool
-mine_has (const unpack *u, const char *path)
-{
-  return u->n_mine > 0
-         && bsearch (&path, u->mine, u->n_mine, sizeof (char *), compare_str) != NULL;
+  size_t n = kp_strv_length (u->opaque);
+  u->opaque = xreallocarray (u->opaque, n + 2, sizeof (char *));
+  u->opaque[n] = xstrdup (dir);
+  u->opaque[n + 1] = NULL;
 }
 
 static int
 apply_whiteout (unpack *u, const kp_beneath_path *p, kp_error **err)
 {
   const char *leaf = p->components[p->n - 1];
+  /* The directory holding a marker is this layer's too (an overlay's upper directory has
+     it), whether or not the archive has a member for it. */
+  mine_add (u, p, p->n - 1);
   if (strcmp (leaf, WHITEOUT_OPAQUE) == 0)
     {
-      kp_cleanup_free char *dir = kp_beneath_path_join (p, p->n - 1);
-      size_t n = kp_strv_length (u->opaque);
-      u->opaque = xreallocarray (u->opaque, n + 2, sizeof (char *));
-      u->opaque[n] = xstrdup (dir);
-      u->opaque[n + 1] = NULL;
+      kp_cleanup_free char *dir = relative_path (p, p->n - 1);
+      opaque_add (u, dir);
       u->stats.whiteouts++;
       return 0;
     }
@@ -562,16 +621,35 @@ apply_whiteout (unpack *u, const kp_beneath_path *p, kp_error **err)
     return entry_fail (u, err, "whiteout names no entry");
   if (strcmp (name, "..") == 0 || strchr (name, '/'))
     return entry_fail (u, err, "path leaves the target directory");
-  /* Never through a symbolic link, never creating anything: a whiteout of something the
-     layers below do not have is a no-op. */
-  kp_cleanup_close int parent
-      = kp_beneath_open_dir (u->target, p, p->n - 1, false, u->use_openat2, u->display, NULL);
+  u->stats.whiteouts++;
+
+  kp_cleanup_free char *dir = relative_path (p, p->n - 1);
+  kp_cleanup_free char *whited = *dir ? xasprintf ("%s/%s", dir, name) : xstrdup (name);
+  if (path_set_has (&u->mine, whited))
+    {
+      /* A whiteout hides only what the layers below have (OCI image-spec, "Whiteouts"):
+         this archive's own entry stays, and if it is a directory the lower content under
+         it goes at the end, as below an opaque marker. */
+      opaque_add (u, whited);
+      return 0;
+    }
+  /* Never through a symbolic link, never creating anything: a whiteout below something the
+     layers below do not have as a directory has nothing to delete. */
+  kp_cleanup_error kp_error *unresolved = NULL;
+  kp_cleanup_close int parent = kp_beneath_open_dir (u->target, p, p->n - 1, false,
+                                                     u->use_openat2, u->display, &unresolved);
   if (parent < 0)
-    return 0;
+    {
+      int e = unresolved->errno_value;
+      if (e == 0 || e == ENOENT || e == ENOTDIR || e == ELOOP)
+        return 0;
+      if (err)
+        *err = kp_steal_pointer (&unresolved);
+      return kp_error_prefix (err, "unpack");
+    }
   int r = kp_remove_tree_at (parent, name);
   if (r < 0 && r != -ENOENT)
     return entry_fail_errno (u, err, -r, "remove the whited-out entry");
-  u->stats.whiteouts++;
   return 0;
 }
 
@@ -599,7 +677,7 @@ remove_not_mine (unpack *u, int dirfd, const char *path, int depth, kp_error **e
     {
       kp_cleanup_free char *child = path[0] ? xasprintf ("%s/%s", path, names[i])
                                             : xstrdup (names[i]);
-      if (!mine_has (u, child))
+      if (!path_set_has (&u->mine, child))
         {
           int r = kp_remove_tree_at (dirfd, names[i]);
           if (r < 0 && r != -ENOENT)
@@ -625,8 +703,6 @@ apply_opaque_dirs (unpack *u, kp_error **err)
 {
   if (u->opaque == NULL)
     return 0;
-  if (u->n_mine > 0)
-    qsort (u->mine, u->n_mine, sizeof (char *), compare_str);
   for (char **o = u->opaque; *o; o++)
     {
       free (u->display);
@@ -638,8 +714,10 @@ apply_opaque_dirs (unpack *u, kp_error **err)
         {
           __attribute__ ((cleanup (kp_beneath_path_clear))) kp_beneath_path p = { 0 };
           const char *why;
-          if (kp_beneath_path_parse (*o, &p, &why) < 0)
+          if (kp_beneath_path_parse (*o, &p, &why) < 0 || p.n == 0)
             continue;
+          /* Resolved again without following links: a later member may have put a link
+             where a directory was. */
           kp_cleanup_close int parent
               = kp_beneath_open_dir (u->target, &p, p.n - 1, false, u->use_openat2, u->display,
                                      NULL);
@@ -691,7 +769,7 @@ unpack_entry (unpack *u, struct archive_entry *e, kp_error **err)
   if (u->opts.oci_whiteouts && kp_str_has_prefix (leaf, WHITEOUT_PREFIX))
     return unpack_whiteout (u, &p, err);
   if (u->opts.apply_whiteouts)
-    mine_add_with_parents (u, &p);
+    mine_add (u, &p, p.n);
 
   kp_cleanup_close int parent
       = kp_beneath_open_dir (u->target, &p, p.n - 1, true, u->use_openat2, u->display, err);

@@ -2,15 +2,16 @@
  *
  * gc marks everything an environment record reaches (its layers, their parents and tar
  * objects, its lock and other objects) — whatever the environment's state: running,
- * frozen and archived environments keep all they reference — then deletes the rest. Each
+ * frozen and archived environments keep all they reference — and everything an image
+ * record names (its layer and objects), then deletes the rest. Each
  * deletion is one atomic step (unlink, or rename of a layer into tmp/), and nothing live is
  * deleted, so stopping between two deletions leaves a consistent store. Records are read
  * before anything is deleted: one unreadable record stops gc, since what it references
  * cannot be known.
  *
  * verify re-hashes every object through the same reader every get uses, checks every
- * record's checksum and references, every layer's record and tree digest, the journal,
- * and reports leftovers. */
+ * record's checksum and references (image records and tags included), every layer's
+ * record and tree digest, the journal, and reports leftovers. */
 #include "store-private.h"
 
 #include "base/fs.h"
@@ -109,7 +110,14 @@ kp_store_layer_record (kp_store *store, const char *digest, kp_error **err)
   json_t *tar = json_object_get (doc, "tar");
   bool parent_ok = json_is_null (parent) || kp_store_is_object_id (json_string_value (parent));
   bool tar_ok = json_is_null (tar) || kp_store_is_object_id (json_string_value (tar));
-  if (!kp_str_equal0 (td, digest) || !parent_ok || !tar_ok
+  /* "tars": the archives of a flattened image, base first (absent for one archive). */
+  json_t *tars = json_object_get (doc, "tars");
+  bool tars_ok = tars == NULL || (json_is_array (tars) && json_array_size (tars) > 1);
+  size_t i;
+  json_t *t;
+  json_array_foreach (tars, i, t)
+    tars_ok = tars_ok && kp_store_is_object_id (json_string_value (t));
+  if (!kp_str_equal0 (td, digest) || !parent_ok || !tar_ok || !tars_ok
       || json_integer_value (json_object_get (doc, "format")) != 1)
     {
       json_decref (doc);
@@ -143,8 +151,7 @@ mark_layer (kp_store *store, const char *digest, id_set *layers, id_set *objects
       size_t i;
       json_t *t;
       json_array_foreach (json_object_get (doc, "tars"), i, t)
-        if (kp_store_is_object_id (json_string_value (t)))
-          set_add (objects, json_string_value (t));
+        set_add (objects, json_string_value (t));
       const char *parent = json_string_value (json_object_get (doc, "parent"));
       if (parent == NULL)
         return 0;
@@ -506,49 +513,6 @@ check_envs (kp_store *store, kp_store_verify_report *r)
 }
 
 static void
-check_images (kp_store *store, kp_store_verify_report *r)
-{
-  kp_cleanup_error kp_error *e = NULL;
-  kp_cleanup_strv char **digests = kp_store_image_list (store, &e);
-  if (digests == NULL)
-    {
-      kp_store_verify_problem (r, "image", "images", "%s", e->message);
-      return;
-    }
-  for (char **d = digests; *d; d++)
-    {
-      kp_cleanup_error kp_error *bad = NULL;
-      kp_cleanup_image_record kp_image_record *rec = kp_store_image_read (store, *d, &bad);
-      if (rec == NULL)
-        {
-          kp_store_verify_problem (r, "image", *d, "%s", bad->message);
-          continue;
-        }
-      struct stat st;
-      if (fstatat (store->layers_fd, rec->tree_digest, &st, AT_SYMLINK_NOFOLLOW) < 0)
-        kp_store_verify_problem (r, "image", *d, "its layer %s is missing", rec->tree_digest);
-      for (char **o = rec->objects; o && *o; o++)
-        if (kp_store_has (store, *o, NULL) != 1)
-          kp_store_verify_problem (r, "image", *d, "its object %s is missing", *o);
-    }
-  kp_cleanup_json json_t *tags = kp_store_image_tags (store, &e);
-  if (tags == NULL)
-    {
-      kp_store_verify_problem (r, "image", "images/tags", "%s", e ? e->message : "unreadable");
-      return;
-    }
-  size_t i;
-  json_t *t;
-  json_array_foreach (tags, i, t)
-    {
-      const char *digest = json_string_value (json_object_get (t, "digest"));
-      if (!kp_strv_contains (digests, digest))
-        kp_store_verify_problem (r, "image", json_string_value (json_object_get (t, "reference")),
-                                 "the tag names image %s, which is missing", digest);
-    }
-}
-
-static void
 check_layers (kp_store *store, kp_store_verify_report *r)
 {
   kp_cleanup_error kp_error *e = NULL;
@@ -574,8 +538,16 @@ check_layers (kp_store *store, kp_store_verify_report *r)
           continue;
         }
       const char *tar = json_string_value (json_object_get (doc, "tar"));
-      if (tar && kp_store_has (store, tar, &bad) != 1)
+      if (tar && kp_store_has (store, tar, NULL) != 1)
         kp_store_verify_problem (r, "layer", *l, "its tar object %s is missing", tar);
+      size_t i;
+      json_t *t;
+      json_array_foreach (json_object_get (doc, "tars"), i, t)
+        {
+          const char *id = json_string_value (t);
+          if (!kp_str_equal0 (id, tar) && kp_store_has (store, id, NULL) != 1)
+            kp_store_verify_problem (r, "layer", *l, "its tar object %s is missing", id);
+        }
       const char *parent = json_string_value (json_object_get (doc, "parent"));
       struct stat st;
       if (parent && fstatat (store->layers_fd, parent, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -618,7 +590,7 @@ kp_store_verify (kp_store *store, kp_store_verify_report *report, kp_error **err
     return -1;
   check_object_strays (store, report);
   check_envs (store, report);
-  check_images (store, report);
+  kp_store_image_verify (store, report);
   check_layers (store, report);
   if (kp_store_journal_check (store, report, err) < 0)
     return -1;

@@ -91,6 +91,9 @@ unpack_in_namespace (void *data, kp_error **err)
         return c->n > 1 ? kp_error_prefix (err, "layer %zu of %zu", i + 1, c->n) : -1;
       bytes += stats.bytes;
     }
+  /* Flattened, the archives' bytes count what later layers deleted: measure the tree. */
+  if (c->flatten && c->n > 1)
+    bytes = kp_store_du_at (c->dirfd, "tree");
   uint8_t d[KP_BLAKE3_OUT_LEN];
   if (kp_tree_digest (c->dirfd, "tree", d, NULL, NULL, err) < 0)
     return -1;
@@ -297,7 +300,10 @@ layer_from_tars (kp_store *store, const char *const *tar_ids, size_t n, bool fla
   if (r < 0)
     {
       kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
-      kp_error_prefix (err, "unpack object %.12s into a layer", tar_ids[0]);
+      if (n == 1)
+        kp_error_prefix (err, "unpack object %.12s into a layer", tar_ids[0]);
+      else
+        kp_error_prefix (err, "unpack %zu objects into one layer", n);
       return kp_store_wrap (err, NULL);
     }
   snprintf (info.parent, sizeof info.parent, "%s", parent ? parent : "");

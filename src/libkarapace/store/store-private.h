@@ -64,6 +64,9 @@ void kp_store_object_relpath (const char *id, char out[KP_STORE_OBJECT_ID_LEN + 
 int kp_store_image_mark (kp_store *store, void (*keep_layer) (const char *, void *),
                          void (*keep_object) (const char *, void *), void *user_data,
                          uint64_t *count, kp_error **err);
+/* verify: every image record (checksum, its layer and objects present), every tag (intact,
+ * naming a record that exists) and anything else in images/ (image.c). */
+void kp_store_image_verify (kp_store *store, kp_store_verify_report *report);
 
 /* Journal replay (store.c calls it on an exclusive open). */
 int kp_store_journal_recover (kp_store *store, kp_error **err);
