@@ -108,6 +108,12 @@ void kp_table_add_row (kp_table *t, const char *const *cells, const kp_style *st
 void kp_table_print (const kp_table *t, FILE *out, bool color);
 void kp_table_free (kp_table *t);
 
+/* "1.5 MiB": a byte count for people (caller frees). */
+char *kp_cli_human_bytes (uint64_t n);
+/* An on_wait callback for kp_store_open_options: says, unless --quiet, what the store's
+ * lock waits for. user_data is the kp_cli. */
+void kp_cli_store_wait (const char *message, void *user_data);
+
 /* Display width of UTF-8 text (code points; no wide-character tables yet). */
 size_t kp_cli_text_width (const char *s);
 

@@ -14,23 +14,6 @@ on_signal (int sig)
   gc_cancel = 1;
 }
 
-static void
-tell_wait (const char *message, void *user_data)
-{
-  kp_cli_info (user_data, "%s", message);
-}
-
-static char *
-human_bytes (uint64_t n)
-{
-  static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-  double v = (double) n;
-  size_t u = 0;
-  while (v >= 1024 && u + 1 < KP_N_ELEMENTS (units))
-    v /= 1024, u++;
-  return u == 0 ? xasprintf ("%llu B", (unsigned long long) n) : xasprintf ("%.1f %s", v, units[u]);
-}
-
 int
 kp_cmd_gc (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
 {
@@ -57,7 +40,7 @@ kp_cmd_gc (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
 
   kp_error *err = NULL;
   kp_store_open_options o = { .flags = KP_STORE_WRITE, .purpose = "karapace gc",
-                              .on_wait = tell_wait, .user_data = cli };
+                              .on_wait = kp_cli_store_wait, .user_data = cli };
   kp_cleanup_store kp_store *store = kp_store_open_with (cli->store, &o, &err);
   if (store == NULL)
     return kp_cli_fail (cli, err);
@@ -91,8 +74,8 @@ kp_cmd_gc (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
     }
   else
     {
-      kp_cleanup_free char *ob = human_bytes (rep.freed_object_bytes);
-      kp_cleanup_free char *lb = human_bytes (rep.freed_layer_bytes);
+      kp_cleanup_free char *ob = kp_cli_human_bytes (rep.freed_object_bytes);
+      kp_cleanup_free char *lb = kp_cli_human_bytes (rep.freed_layer_bytes);
       const char *verb = dry_run ? "would free" : "freed";
       if (cli->verbose)
         {

@@ -11,29 +11,12 @@
 #include <time.h>
 #include <unistd.h>
 
-static void
-tell_wait (const char *message, void *user_data)
-{
-  kp_cli_info (user_data, "%s", message);
-}
-
 static kp_store *
 open_store (kp_cli *cli, bool write, const char *purpose, kp_error **err)
 {
   kp_store_open_options o = { .flags = write ? KP_STORE_WRITE : KP_STORE_READ,
-                              .purpose = purpose, .on_wait = tell_wait, .user_data = cli };
+                              .purpose = purpose, .on_wait = kp_cli_store_wait, .user_data = cli };
   return kp_store_open_with (cli->store, &o, err);
-}
-
-static char *
-human_bytes (uint64_t n)
-{
-  static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-  double v = (double) n;
-  size_t u = 0;
-  while (v >= 1024 && u + 1 < KP_N_ELEMENTS (units))
-    v /= 1024, u++;
-  return u == 0 ? xasprintf ("%llu B", (unsigned long long) n) : xasprintf ("%.1f %s", v, units[u]);
 }
 
 static char *
@@ -204,7 +187,7 @@ images_pull (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
       }
     else
       {
-        kp_cleanup_free char *size = human_bytes (res.bytes);
+        kp_cleanup_free char *size = kp_cli_human_bytes (res.bytes);
         printf ("%s\n", res.pinned ? res.pinned : res.reference);
         if (!cli->quiet)
           {
@@ -277,7 +260,7 @@ images_list (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
           json_object_set_new (r, "platform", platform ? json_string (platform) : json_null ());
           json_array_append_new (refs, r);
         }
-      kp_cleanup_free char *size = human_bytes (rec->size);
+      kp_cleanup_free char *size = kp_cli_human_bytes (rec->size);
       kp_cleanup_free char *when = format_time (rec->created);
       const char *colon = strchr (*d, ':');
       kp_cleanup_free char *short_digest = xasprintf ("%.*s:%.12s", (int) (colon - *d), *d,
@@ -414,7 +397,7 @@ print_removal (kp_cli *cli, json_t *report)
     printf ("removed %s\n", json_string_value (d));
   json_array_foreach (json_object_get (report, "untagged"), i, d)
     printf ("untagged %s\n", json_string_value (d));
-  kp_cleanup_free char *freed = human_bytes ((uint64_t) json_integer_value (
+  kp_cleanup_free char *freed = kp_cli_human_bytes ((uint64_t) json_integer_value (
       json_object_get (report, "freed_bytes")));
   if (!cli->quiet)
     printf ("freed %s\n", freed);

@@ -3,12 +3,6 @@
 
 #include "store/store.h"
 
-static void
-tell_wait (const char *message, void *user_data)
-{
-  kp_cli_info (user_data, "%s", message);
-}
-
 int
 kp_cmd_verify_store (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
 {
@@ -22,7 +16,7 @@ kp_cmd_verify_store (kp_cli *cli, const kp_cli_command *cmd, int argc, char **ar
      we look. */
   kp_error *err = NULL;
   kp_store_open_options o = { .flags = KP_STORE_WRITE, .purpose = "karapace verify-store",
-                              .on_wait = tell_wait, .user_data = cli };
+                              .on_wait = kp_cli_store_wait, .user_data = cli };
   kp_cleanup_store kp_store *store = kp_store_open_with (cli->store, &o, &err);
   if (store == NULL)
     return kp_cli_fail (cli, err);

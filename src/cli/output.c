@@ -264,3 +264,20 @@ kp_table_free (kp_table *t)
   free (t->styles);
   free (t);
 }
+
+char *
+kp_cli_human_bytes (uint64_t n)
+{
+  static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+  double v = (double) n;
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < KP_N_ELEMENTS (units))
+    v /= 1024, u++;
+  return u == 0 ? xasprintf ("%llu B", (unsigned long long) n) : xasprintf ("%.1f %s", v, units[u]);
+}
+
+void
+kp_cli_store_wait (const char *message, void *user_data)
+{
+  kp_cli_info (user_data, "%s", message);
+}
