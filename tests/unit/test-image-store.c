@@ -352,6 +352,7 @@ test_writer_read_only (void **state)
 {
   {
     kp_cleanup_store kp_store *s = open_store (state, KP_STORE_WRITE);
+    assert_non_null (s);
   }
   kp_cleanup_store kp_store *s = open_store (state, KP_STORE_READ);
   kp_error *err = NULL;

@@ -175,6 +175,7 @@ static void
 test_lock_busy (void **state)
 {
   kp_cleanup_store kp_store *s = open_store (state, KP_STORE_WRITE);
+  assert_non_null (s);
   kp_cleanup_free char *path = store_path (state);
   /* flock locks belong to the open file: a second open in this process is a competitor. */
   kp_store_open_options o = { .flags = KP_STORE_READ | KP_STORE_NO_WAIT };
@@ -525,6 +526,7 @@ test_journal_quarantine (void **state)
   kp_cleanup_free char *path = store_path (state);
   {
     kp_cleanup_store kp_store *s = open_store (state, KP_STORE_WRITE);
+    assert_non_null (s);
   }
   /* A hand-written entry with a wrong checksum: never run, never dropped. */
   kp_cleanup_free char *victim = xasprintf ("%s/envs/keepme", path);

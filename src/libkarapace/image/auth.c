@@ -1,9 +1,14 @@
-/* auth.c — WWW-Authenticate challenges and auth.json credentials. */
+/* auth.c — WWW-Authenticate challenges and the auth.json files podman and docker write.
+ *
+ * Both are read from places an attacker may influence (a registry's answer, a file a
+ * tool wrote), so the parsers are strict about structure and never guess: a challenge
+ * they cannot read is no challenge, a credential they cannot decode is an error that
+ * names the file. */
 #include "image/auth.h"
 
-#include "base/json.h"
 #include "base/buf.h"
 #include "base/fs.h"
+#include "base/json.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -22,67 +27,106 @@ kp_auth_challenge_clear (kp_auth_challenge *c)
   memset (c, 0, sizeof *c);
 }
 
-/* auth-param = token "=" ( token / quoted-string ), separated by commas (RFC 7235). */
+/* RFC 7230 tchar. */
+static bool
+is_tchar (char c)
+{
+  return isalnum ((unsigned char) c) || (c != '\0' && strchr ("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static const char *
+skip_ows (const char *p)
+{
+  while (*p == ' ' || *p == '\t')
+    p++;
+  return p;
+}
+
+/* challenge = auth-scheme [ 1*SP ( token68 / #auth-param ) ]
+ * auth-param = token BWS "=" BWS ( token / quoted-string )
+ * The first challenge is read; a token that is not followed by "=" starts the next one. */
 int
 kp_auth_parse_challenge (const char *header, kp_auth_challenge *out)
 {
   memset (out, 0, sizeof *out);
   if (header == NULL)
     return -1;
-  const char *p = header;
-  while (*p == ' ' || *p == '\t')
-    p++;
-  size_t n = strcspn (p, " \t,");
-  if (n == 0)
+  const char *p = skip_ows (header);
+  size_t n = 0;
+  while (is_tchar (p[n]))
+    n++;
+  if (n == 0 || (p[n] != '\0' && p[n] != ' ' && p[n] != '\t'))
     return -1;
   out->scheme = xstrndup (p, n);
   for (char *s = out->scheme; *s; s++)
     *s = (char) tolower ((unsigned char) *s);
   p += n;
-  while (*p)
+  for (;;)
     {
       while (*p == ' ' || *p == '\t' || *p == ',')
         p++;
       if (*p == '\0')
         break;
-      size_t kn = strcspn (p, "= \t,");
-      if (p[kn] != '=')
-        break; /* the next challenge begins: we use the first */
-      kp_cleanup_free char *key = xstrndup (p, kn);
-      p += kn + 1;
-      kp_buf v = KP_BUF_INIT;
+      const char *name = p;
+      while (is_tchar (*p))
+        p++;
+      size_t name_len = (size_t) (p - name);
+      if (name_len == 0)
+        goto malformed;
+      const char *after = skip_ows (p);
+      if (*after != '=')
+        break; /* the next challenge's scheme: we use the first challenge only */
+      p = after + 1;
+      if (*p == '=')
+        {
+          /* token68 ("Negotiate abc=="): no parameters to read. */
+          while (*p == '=')
+            p++;
+          continue;
+        }
+      p = skip_ows (p);
+      kp_cleanup_buf kp_buf value = KP_BUF_INIT;
       if (*p == '"')
         {
-          p++;
-          while (*p && *p != '"')
+          for (p++; *p != '"'; p++)
             {
-              if (*p == '\\' && p[1])
+              if (*p == '\\' && p[1] != '\0')
                 p++;
-              kp_buf_append (&v, p, 1);
-              p++;
+              if (*p == '\0')
+                goto malformed;
+              kp_buf_append (&value, p, 1);
             }
-          if (*p == '"')
-            p++;
+          p++;
         }
       else
         {
-          size_t vn = strcspn (p, ", \t");
-          kp_buf_append (&v, p, vn);
-          p += vn;
+          const char *v = p;
+          while (is_tchar (*p) || *p == '/' || *p == ':')
+            p++; /* not tchar, but unquoted URLs are common enough to accept */
+          if (p == v)
+            goto malformed;
+          kp_buf_append (&value, v, (size_t) (p - v));
         }
-      kp_buf_append (&v, "", 1);
-      char **slot = strcasecmp (key, "realm") == 0     ? &out->realm
-                    : strcasecmp (key, "service") == 0 ? &out->service
-                    : strcasecmp (key, "scope") == 0   ? &out->scope
-                                                       : NULL;
+      p = skip_ows (p);
+      if (*p != '\0' && *p != ',')
+        goto malformed;
+      char **slot = NULL;
+      if (name_len == 5 && strncasecmp (name, "realm", 5) == 0)
+        slot = &out->realm;
+      else if (name_len == 7 && strncasecmp (name, "service", 7) == 0)
+        slot = &out->service;
+      else if (name_len == 5 && strncasecmp (name, "scope", 5) == 0)
+        slot = &out->scope;
       if (slot)
         {
           free (*slot);
-          *slot = kp_buf_steal (&v);
+          *slot = kp_buf_steal (&value);
         }
-      kp_buf_clear (&v);
     }
   return 0;
+malformed:
+  kp_auth_challenge_clear (out);
+  return -1;
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -110,22 +154,25 @@ int
 kp_base64_decode (const char *text, char **out, size_t *len)
 {
   size_t n = strlen (text);
-  char *buf = xmalloc (n / 4 * 3 + 4);
+  kp_cleanup_free char *buf = xmalloc (n / 4 * 3 + 4);
   size_t o = 0;
   unsigned acc = 0;
   int bits = 0;
+  bool padding = false;
   for (size_t i = 0; i < n; i++)
     {
       char c = text[i];
-      if (c == '=' || c == '\n' || c == '\r')
+      if (c == '\n' || c == '\r')
         continue;
-      const char *pos = strchr (b64, c);
-      if (pos == NULL || c == '\0')
+      if (c == '=')
         {
-          free (buf);
-          return -1;
+          padding = true;
+          continue;
         }
-      acc = acc << 6 | (unsigned) (pos - b64);
+      const char *pos = strchr (b64, c);
+      if (pos == NULL || padding) /* a foreign character, or data after the padding */
+        return -1;
+      acc = (acc << 6 | (unsigned) (pos - b64)) & 0xFFFFFF;
       bits += 6;
       if (bits >= 8)
         {
@@ -133,51 +180,62 @@ kp_base64_decode (const char *text, char **out, size_t *len)
           buf[o++] = (char) (acc >> bits & 0xFF);
         }
     }
+  if (bits >= 6)
+    return -1; /* a lone sixth of a byte: truncated */
   buf[o] = '\0';
-  *out = buf;
+  *out = kp_steal_pointer (&buf);
   *len = o;
   return 0;
 }
 
-/* The registry part of an auth.json key: "https://host/v1/" → "host/v1". */
+/* The registry an auth.json key is for, as "host[:port][/path]": "https://host/v1/" and
+ * "http://host" are legacy docker keys that name a host only (docker and podman ignore
+ * their path too); Docker Hub's several names become "docker.io". */
 static char *
 normalize_key (const char *key)
 {
   const char *k = key;
-  if (strncmp (k, "https://", 8) == 0)
-    k += 8;
-  else if (strncmp (k, "http://", 7) == 0)
-    k += 7;
-  size_t n = strlen (k);
-  while (n > 0 && k[n - 1] == '/')
+  bool legacy = false;
+  if (strncasecmp (k, "https://", 8) == 0)
+    k += 8, legacy = true;
+  else if (strncasecmp (k, "http://", 7) == 0)
+    k += 7, legacy = true;
+  size_t host_len = strcspn (k, "/");
+  size_t n = legacy ? host_len : strlen (k);
+  while (n > host_len && k[n - 1] == '/')
     n--;
-  char *out = xstrndup (k, n);
-  if (strcmp (out, "index.docker.io/v1") == 0 || strcmp (out, "index.docker.io") == 0
-      || strcmp (out, "registry-1.docker.io") == 0)
-    {
-      free (out);
-      out = xstrdup ("docker.io");
-    }
-  return out;
+  kp_buf b = KP_BUF_INIT;
+  kp_cleanup_free char *host = xstrndup (k, host_len);
+  for (char *c = host; *c; c++)
+    *c = (char) tolower ((unsigned char) *c);
+  if (strcmp (host, "index.docker.io") == 0 || strcmp (host, "registry-1.docker.io") == 0)
+    kp_buf_puts (&b, "docker.io");
+  else
+    kp_buf_puts (&b, host);
+  kp_buf_append (&b, k + host_len, n - host_len);
+  return kp_buf_steal (&b);
 }
 
+/* Look in one file: 1 with credentials, 0 without (and maybe a note), -1 on error. */
 static int
 lookup_in (const char *file, const char *registry, const char *repository, char **user,
-           char **password, kp_error **err)
+           char **password, char **note, kp_error **err)
 {
   size_t len = 0;
   kp_cleanup_free char *text = kp_file_read (file, 4 << 20, &len, err);
   if (text == NULL)
     return kp_error_prefix (err, "read the credentials in '%s'", file);
   json_error_t jerr;
-  json_t *doc = json_loadb (text, len, 0, &jerr);
-  if (doc == NULL)
+  kp_cleanup_json json_t *doc = json_loadb (text, len, 0, &jerr);
+  if (!json_is_object (doc))
     {
-      kp_error_set (err, KP_EXIT_FAILURE, "'%s' is not JSON: %s (line %d)", file, jerr.text,
-                    jerr.line);
+      kp_error_set (err, KP_EXIT_FAILURE, "'%s' is not a JSON object: %s (line %d)", file,
+                    doc ? "wrong type" : jerr.text, doc ? 1 : jerr.line);
+      kp_error_hint (err, "fix or remove the file, or log in again with 'podman login'");
       return -1;
     }
-  kp_cleanup_free char *full = xasprintf ("%s/%s", registry, repository ? repository : "");
+  kp_cleanup_free char *want_host = normalize_key (registry);
+  kp_cleanup_free char *full = xasprintf ("%s/%s", want_host, repository ? repository : "");
   json_t *auths = json_object_get (doc, "auths");
   const char *key;
   json_t *entry;
@@ -187,48 +245,67 @@ lookup_in (const char *file, const char *registry, const char *repository, char 
     {
       kp_cleanup_free char *k = normalize_key (key);
       size_t kl = strlen (k);
-      bool match = strcmp (k, registry) == 0
+      bool match = strcmp (k, want_host) == 0
                    || (strncmp (full, k, kl) == 0 && (full[kl] == '/' || full[kl] == '\0'));
-      if (match && kl > best_len)
+      if (match && json_is_object (entry) && kl > best_len)
         best = entry, best_len = kl;
     }
-  int rc = 0;
-  const char *auth = best ? json_string_value (json_object_get (best, "auth")) : NULL;
+  const char *auth = json_string_value (json_object_get (best, "auth"));
   if (auth && *auth)
     {
-      char *plain = NULL;
+      kp_cleanup_free char *plain = NULL;
       size_t plen = 0;
       char *colon = NULL;
-      if (kp_base64_decode (auth, &plain, &plen) < 0 || (colon = strchr (plain, ':')) == NULL)
+      if (kp_base64_decode (auth, &plain, &plen) < 0 || memchr (plain, '\0', plen) != NULL
+          || (colon = strchr (plain, ':')) == NULL)
         {
-          free (plain);
-          rc = kp_error_set (err, KP_EXIT_FAILURE, "the credentials for %s in '%s' are not "
-                             "base64 of USER:PASSWORD", registry, file);
+          kp_error_set (err, KP_EXIT_FAILURE, "the credentials for %s in '%s' are not "
+                        "base64 of USER:PASSWORD", registry, file);
+          kp_error_hint (err, "log in again with 'podman login %s'", registry);
+          return -1;
         }
-      else
-        {
-          *user = xstrndup (plain, (size_t) (colon - plain));
-          *password = xstrdup (colon + 1);
-          free (plain);
-          rc = 1;
-        }
+      *user = xstrndup (plain, (size_t) (colon - plain));
+      *password = xstrdup (colon + 1);
+      explicit_bzero (plain, plen);
+      return 1;
     }
-  json_decref (doc);
-  return rc;
+  if (note && *note == NULL)
+    {
+      const char *helper = NULL;
+      json_t *helpers = json_object_get (doc, "credHelpers");
+      json_object_foreach (helpers, key, entry)
+        {
+          kp_cleanup_free char *k = normalize_key (key);
+          if (strcmp (k, want_host) == 0)
+            helper = json_string_value (entry);
+        }
+      if (helper == NULL)
+        helper = json_string_value (json_object_get (doc, "credsStore"));
+      if (json_string_value (json_object_get (best, "identitytoken")))
+        *note = xasprintf ("'%s' has an identity token for %s, which karapace does not use",
+                           file, registry);
+      else if (helper && *helper)
+        *note = xasprintf ("'%s' hands the credentials to docker-credential-%s, which "
+                           "karapace does not run", file, helper);
+    }
+  return 0;
 }
 
 int
 kp_auth_lookup (const char *auth_file, const char *registry, const char *repository,
-                char **user, char **password, char **source, kp_error **err)
+                char **user, char **password, char **source, char **note, kp_error **err)
 {
+  if (note)
+    *note = NULL;
   if (auth_file)
     {
-      int r = lookup_in (auth_file, registry, repository, user, password, err);
+      int r = lookup_in (auth_file, registry, repository, user, password, note, err);
       if (r == 1 && source)
         *source = xstrdup (auth_file);
       return r;
     }
-  char *candidates[5] = { 0 };
+  /* The order podman uses (containers-auth.json(5)), then docker's file. */
+  kp_cleanup_strv char **candidates = xcalloc (5, sizeof *candidates);
   size_t n = 0;
   const char *env = getenv ("REGISTRY_AUTH_FILE");
   if (env && *env)
@@ -237,19 +314,22 @@ kp_auth_lookup (const char *auth_file, const char *registry, const char *reposit
   if (rt && *rt)
     candidates[n++] = xasprintf ("%s/containers/auth.json", rt);
   kp_cleanup_free char *cfg = kp_xdg_config_home ();
-  candidates[n++] = xasprintf ("%s/containers/auth.json", cfg);
-  const char *home = getenv ("HOME");
+  if (cfg)
+    candidates[n++] = xasprintf ("%s/containers/auth.json", cfg);
+  const char *home = kp_home_dir ();
   if (home && *home)
     candidates[n++] = xasprintf ("%s/.docker/config.json", home);
-  int rc = 0;
-  for (size_t i = 0; i < n && rc == 0; i++)
-    if (access (candidates[i], R_OK) == 0)
-      {
-        rc = lookup_in (candidates[i], registry, repository, user, password, err);
-        if (rc == 1 && source)
-          *source = xstrdup (candidates[i]);
-      }
   for (size_t i = 0; i < n; i++)
-    free (candidates[i]);
-  return rc;
+    {
+      /* Absent or unreadable standard files are simply not there; a malformed one is an
+         error, because guessing past it could pick credentials the user did not mean. */
+      if (access (candidates[i], R_OK) != 0)
+        continue;
+      int rc = lookup_in (candidates[i], registry, repository, user, password, note, err);
+      if (rc == 1 && source)
+        *source = xstrdup (candidates[i]);
+      if (rc != 0)
+        return rc;
+    }
+  return 0;
 }

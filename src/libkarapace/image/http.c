@@ -2,18 +2,35 @@
  *
  * The share object (DNS cache, TLS sessions, connection pool) is used from several
  * threads, so it carries one mutex per kind of data, as libcurl asks. Each transfer has
- * its own easy handle. */
+ * its own easy handle.
+ *
+ * Where a transfer may go. The first URL is judged before anything is sent: plain http://
+ * only for a loopback host or an insecure request. Redirects are followed by libcurl and
+ * judged twice more: REDIR_PROTOCOLS keeps an https transfer on https, and the
+ * open-socket callback, which runs before every new connection, refuses a hop to plain
+ * http on another host, and a hop away from loopback while certificates are not checked.
+ *
+ * Headers on redirects. libcurl sends CURLOPT_HTTPHEADER lines on every hop, except that
+ * since 7.58 it drops a custom "Authorization:" (and since 7.83 "Cookie:") when the
+ * host, port or scheme changes, unless CURLOPT_UNRESTRICTED_AUTH is set — which we never
+ * do. So a registry's bearer token reaches the registry and not the storage server a blob
+ * download is redirected to (the unit tests check this against two local servers). The
+ * other headers we send (Accept, Range) are harmless anywhere. */
 #include "image/http.h"
 
 #include "base/buf.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+
+#ifndef CURL_WRITEFUNC_ERROR /* before 7.87 */
+#define CURL_WRITEFUNC_ERROR 0
+#endif
 
 struct kp_http
 {
@@ -145,12 +162,16 @@ url_host (const char *url)
 
 typedef struct transfer
 {
+  CURL *curl;
   const kp_http_request *req;
   kp_http_response *resp;
   kp_buf body;
   size_t max_body;
   kp_error *sink_err;
   bool too_big;
+  bool range_ignored;   /* asked for a Range, got the whole body (200) */
+  bool tls_relaxed;     /* certificates unchecked because the first host is loopback */
+  char *refused;        /* a redirect target the open-socket callback refused, and why */
   uint64_t last_now;
 } transfer;
 
@@ -159,25 +180,30 @@ on_body (char *data, size_t size, size_t nmemb, void *user)
 {
   transfer *t = user;
   size_t len = size * nmemb;
-  long status = 0;
-  t->resp->received += len;
-  if (t->req->sink)
+  long status = t->resp->status;
+  if (t->req->sink && (status == 200 || status == 206))
     {
-      /* Only a successful body is content; error pages go to the response. */
-      (void) status;
-      if (t->resp->status == 0 || t->resp->status == 200 || t->resp->status == 206)
+      /* A server that ignores Range sends the whole body with 200: those bytes must not
+         reach a sink that holds the first part already. Stop before the first one; the
+         caller sees status 200 and received 0 and decides. */
+      if (t->req->range_start > 0 && status == 200)
         {
-          if (t->req->sink (data, len, t->req->sink_data, &t->sink_err) < 0)
-            return 0;
-          return len;
+          t->range_ignored = true;
+          return CURL_WRITEFUNC_ERROR;
         }
+      if (t->req->sink (data, len, t->req->sink_data, &t->sink_err) < 0)
+        return CURL_WRITEFUNC_ERROR;
+      t->resp->received += len;
+      return len;
     }
+  /* No sink, or an error page: keep it for the caller, bounded. */
   if (t->body.len + len > t->max_body)
     {
       t->too_big = true;
-      return 0;
+      return CURL_WRITEFUNC_ERROR;
     }
   kp_buf_append (&t->body, data, len);
+  t->resp->received += len;
   return len;
 }
 
@@ -254,6 +280,32 @@ on_progress (void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultota
   return 0;
 }
 
+/* Runs before libcurl opens a connection, for the first URL and for every redirect that
+ * needs a new one: the place to refuse a hop the first-URL check could not see. */
+static curl_socket_t
+on_open_socket (void *user, curlsocktype purpose, struct curl_sockaddr *address)
+{
+  transfer *t = user;
+  char *url = NULL;
+  curl_easy_getinfo (t->curl, CURLINFO_EFFECTIVE_URL, &url);
+  kp_cleanup_free char *host = url ? url_host (url) : NULL;
+  bool loopback = host && kp_http_host_is_loopback (host);
+  if (!t->req->insecure && !loopback && url && strncmp (url, "http://", 7) == 0)
+    {
+      free (t->refused);
+      t->refused = xasprintf ("a redirect to plain HTTP on %s (%s)", host, url);
+      return CURL_SOCKET_BAD;
+    }
+  if (t->tls_relaxed && !loopback)
+    {
+      free (t->refused);
+      t->refused = xasprintf ("a redirect from a loopback host, whose certificate is not "
+                              "checked, to %s (%s)", host ? host : "?", url ? url : "?");
+      return CURL_SOCKET_BAD;
+    }
+  return socket (address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
 int
 kp_http_get (kp_http *h, const kp_http_request *req, kp_http_response *resp, kp_error **err)
 {
@@ -275,7 +327,13 @@ kp_http_get (kp_http *h, const kp_http_request *req, kp_http_response *resp, kp_
   CURL *c = curl_easy_init ();
   if (c == NULL)
     kp_oom ();
-  transfer t = { .req = req, .resp = resp, .max_body = req->max_body ? req->max_body : 16 << 20 };
+  /* A loopback https server (a test registry) rarely has a certificate anyone issued. */
+  bool verify = !req->insecure && !(https && kp_http_host_is_loopback (host));
+  transfer t = { .curl = c,
+                 .req = req,
+                 .resp = resp,
+                 .max_body = req->max_body ? req->max_body : 16 << 20,
+                 .tls_relaxed = !verify && !req->insecure };
   struct curl_slist *headers = NULL;
   for (const char *const *hp = req->headers; hp && *hp; hp++)
     headers = curl_slist_append (headers, *hp);
@@ -294,11 +352,15 @@ kp_http_get (kp_http *h, const kp_http_request *req, kp_http_response *resp, kp_
   /* Never downgrade: an https start may only be redirected to https. */
   curl_easy_setopt (c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt (c, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
+  /* Keep Authorization for the first host (see the top of this file). */
   curl_easy_setopt (c, CURLOPT_UNRESTRICTED_AUTH, 0L);
+  curl_easy_setopt (c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  curl_easy_setopt (c, CURLOPT_OPENSOCKETDATA, &t);
   curl_easy_setopt (c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt (c, CURLOPT_CONNECTTIMEOUT, 30L);
   curl_easy_setopt (c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
   curl_easy_setopt (c, CURLOPT_LOW_SPEED_TIME, req->timeout_s > 0 ? req->timeout_s : 30L);
+  /* Digests are over the bytes as stored: no transparent decompression. */
   curl_easy_setopt (c, CURLOPT_ACCEPT_ENCODING, "identity");
   curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt (c, CURLOPT_WRITEDATA, &t);
@@ -312,7 +374,7 @@ kp_http_get (kp_http *h, const kp_http_request *req, kp_http_response *resp, kp_
       curl_easy_setopt (c, CURLOPT_XFERINFODATA, &t);
       curl_easy_setopt (c, CURLOPT_NOPROGRESS, 0L);
     }
-  if (req->insecure)
+  if (!verify)
     {
       curl_easy_setopt (c, CURLOPT_SSL_VERIFYPEER, 0L);
       curl_easy_setopt (c, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -331,7 +393,16 @@ kp_http_get (kp_http *h, const kp_http_request *req, kp_http_response *resp, kp_
   curl_slist_free_all (headers);
 
   int ret = 0;
-  if (rc == CURLE_WRITE_ERROR && t.sink_err)
+  if (rc == CURLE_WRITE_ERROR && t.range_ignored)
+    ret = 0; /* a response: status 200 with nothing delivered, for the caller to judge */
+  else if (t.refused)
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "%s: refused %s", req->url, t.refused);
+      kp_error_hint (err, "if you trust this server and the network to it, allow it with "
+                          "--tls-verify=false or 'insecure = true' in config.toml");
+      ret = -1;
+    }
+  else if (rc == CURLE_WRITE_ERROR && t.sink_err)
     {
       if (err)
         *err = kp_steal_pointer (&t.sink_err);
@@ -355,8 +426,9 @@ kp_http_get (kp_http *h, const kp_http_request *req, kp_http_response *resp, kp_
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CACERT_BADFILE:
         case CURLE_SSL_CONNECT_ERROR:
-          kp_error_hint (err, "the server's TLS certificate was not accepted; for a registry "
-                              "you trust on your own network, --tls-verify=false");
+          kp_error_hint (err, "the server's TLS certificate was not accepted (is the system's "
+                              "CA bundle installed?); only for a registry you trust, on a "
+                              "network you trust, --tls-verify=false skips the check");
           break;
         case CURLE_OPERATION_TIMEDOUT:
           kp_error_hint (err, "the transfer stalled; try again");
@@ -370,6 +442,7 @@ kp_http_get (kp_http *h, const kp_http_request *req, kp_http_response *resp, kp_
       ret = -1;
     }
   kp_error_free (t.sink_err);
+  free (t.refused);
   if (ret == 0)
     {
       resp->body_len = t.body.len;
@@ -383,7 +456,12 @@ kp_http_get (kp_http *h, const kp_http_request *req, kp_http_response *resp, kp_
   return ret;
 }
 
-/* ---- several at once ---- */
+/* ---- several at once ----
+ *
+ * A fixed set of threads takes job indexes from a shared counter. After the first failure
+ * no new job starts (the pull fails anyway, so more bandwidth would be wasted), but the
+ * ones under way run to their end, so every job that started has called its callbacks to
+ * completion when kp_http_run_parallel returns. */
 
 typedef struct pool
 {
@@ -410,16 +488,17 @@ worker (void *data)
       kp_error *e = NULL;
       if (p->fn (p->h, i, p->user_data, &e) < 0)
         {
+          if (e == NULL)
+            kp_error_set (&e, KP_EXIT_FAILURE, "transfer %zu failed", i + 1);
           pthread_mutex_lock (&p->lock);
           p->failed = true;
           if (p->first == NULL)
-            p->first = e ? e : NULL;
-          else
-            kp_error_free (e);
-          if (p->first == NULL)
-            kp_error_set (&p->first, KP_EXIT_FAILURE, "a transfer failed");
+            p->first = kp_steal_pointer (&e);
           pthread_mutex_unlock (&p->lock);
+          kp_error_free (e);
         }
+      else
+        kp_error_free (e);
     }
 }
 
@@ -435,17 +514,19 @@ kp_http_run_parallel (kp_http *h, size_t n, unsigned parallel, kp_http_job_fn fn
     parallel = (unsigned) n;
   pool p = { .h = h, .n = n, .fn = fn, .user_data = user_data };
   pthread_mutex_init (&p.lock, NULL);
-  pthread_t *threads = xcalloc (parallel, sizeof *threads);
+  kp_cleanup_free pthread_t *threads = xcalloc (parallel, sizeof *threads);
   unsigned started = 0;
+  /* The calling thread is one of the workers; a thread that cannot be created only makes
+     the pool smaller. */
   for (unsigned i = 1; i < parallel; i++)
-    if (pthread_create (&threads[i], NULL, worker, &p) == 0)
-      started = i;
-    else
-      break;
-  worker (&p); /* the calling thread works too */
-  for (unsigned i = 1; i <= started; i++)
+    {
+      if (pthread_create (&threads[started], NULL, worker, &p) != 0)
+        break;
+      started++;
+    }
+  worker (&p);
+  for (unsigned i = 0; i < started; i++)
     pthread_join (threads[i], NULL);
-  free (threads);
   pthread_mutex_destroy (&p.lock);
   if (p.first)
     {

@@ -2,7 +2,7 @@
  *
  * One kp_http per pull: it keeps connections alive (a curl share of DNS, TLS sessions and
  * the connection pool), so many requests to one host pay one handshake. Transfers are
- * blocking; kp_http_get_many() runs several at once (one thread each, bounded).
+ * blocking; kp_http_run_parallel() runs several at once (one thread each, bounded).
  *
  * Security: TLS certificates are verified and plain http:// is refused, unless the host is
  * a loopback address (127.0.0.0/8, ::1, "localhost") — as Docker does — or the caller set
@@ -42,7 +42,9 @@ typedef struct kp_http_request
   const char *url;
   const char *const *headers; /* "Name: value" lines, NULL-terminated, or NULL */
   bool insecure;             /* allow http:// and unverified TLS for any host */
-  uint64_t range_start;      /* > 0: ask for bytes from here on (Range); see `status` 206 */
+  uint64_t range_start;      /* > 0: ask for bytes from here on (Range); see `status` 206.
+                                A server that ignores Range answers 200: then no byte
+                                reaches the sink and kp_http_get returns 0 with status 200 */
   /* Where the body goes: when `sink` is set it gets every chunk (return < 0 to abort the
    * transfer; the error it sets is what kp_http_get returns); otherwise the body is kept in
    * the response, up to max_body bytes (0: 16 MiB), and a longer body is an error. */
@@ -78,8 +80,8 @@ void kp_http_response_clear (kp_http_response *r);
 int kp_http_get (kp_http *h, const kp_http_request *req, kp_http_response *resp, kp_error **err);
 
 /* Run n independent jobs on up to `parallel` threads (0: 4). Each job is a function that
- * usually calls kp_http_get; the first failure is returned (the others still finish),
- * with *err set. */
+ * usually calls kp_http_get; the first failure is returned (the jobs under way still
+ * finish; jobs not yet started are skipped), with *err set. */
 typedef int (*kp_http_job_fn) (kp_http *h, size_t index, void *user_data, kp_error **err);
 int kp_http_run_parallel (kp_http *h, size_t n, unsigned parallel, kp_http_job_fn fn,
                           void *user_data, kp_error **err);

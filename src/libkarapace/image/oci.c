@@ -1,4 +1,9 @@
-/* oci.c — OCI and Docker manifests, indexes and platforms: parsing only, no network. */
+/* oci.c — OCI and Docker manifests, indexes and platforms: parsing only, no network.
+ *
+ * The bytes come from a registry or a layout on disk and are checked against their digest
+ * before they get here, but their content is still the publisher's: every field used is
+ * type-checked, and anything that is not a container image (schema 1, artifacts, foreign
+ * or encrypted layers) is refused by name rather than half-understood. */
 #include "image/registry.h"
 
 #include "base/json.h"
@@ -165,6 +170,9 @@ platform_matches (const kp_platform *have, const kp_platform *want)
 {
   if (have->os == NULL || have->architecture == NULL)
     return false;
+  /* Attestations and signatures sit in indexes as "unknown/unknown": never an image. */
+  if (strcmp (have->os, "unknown") == 0 || strcmp (have->architecture, "unknown") == 0)
+    return false;
   if (strcmp (have->os, want->os) != 0 || strcmp (have->architecture, want->architecture) != 0)
     return false;
   const char *hv = have->variant, *wv = want->variant;
@@ -176,6 +184,20 @@ platform_matches (const kp_platform *have, const kp_platform *want)
   return hv == NULL || wv == NULL || strcmp (hv, wv) == 0;
 }
 
+static bool
+is_known_type (const char *mt)
+{
+  return strcmp (mt, KP_MT_OCI_MANIFEST) == 0 || strcmp (mt, KP_MT_OCI_INDEX) == 0
+         || strcmp (mt, KP_MT_DOCKER_MANIFEST) == 0 || strcmp (mt, KP_MT_DOCKER_LIST) == 0;
+}
+
+static bool
+config_type_ok (const char *mt)
+{
+  return mt == NULL || strcmp (mt, "application/vnd.oci.image.config.v1+json") == 0
+         || strcmp (mt, "application/vnd.docker.container.image.v1+json") == 0;
+}
+
 int
 kp_oci_parse_manifest (const char *bytes, size_t len, const char *media_type,
                        const kp_platform *want, bool *is_index, kp_oci_descriptor *chosen,
@@ -183,15 +205,36 @@ kp_oci_parse_manifest (const char *bytes, size_t len, const char *media_type,
 {
   *is_index = false;
   json_error_t jerr;
-  kp_cleanup_json json_t *doc = json_loadb (bytes, len, 0, &jerr);
+  kp_cleanup_json json_t *doc = json_loadb (bytes, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!json_is_object (doc))
     return kp_error_set (err, KP_EXIT_FAILURE, "the manifest is not a JSON object: %s",
                          doc ? "wrong type" : jerr.text);
+  json_t *version = json_object_get (doc, "schemaVersion");
+  if (json_is_integer (version) && json_integer_value (version) == 1)
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "the manifest is Docker schema 1, which karapace "
+                    "does not read");
+      kp_error_hint (err, "schema 1 is deprecated; push the image again with a current "
+                          "docker, podman or skopeo (they write schema 2 or OCI)");
+      return -1;
+    }
+  /* The document's own mediaType decides; the Content-Type the server sent is a fallback,
+     used only when it is one of ours (some servers send application/json), without its
+     parameters. */
   const char *mt = json_string_value (json_object_get (doc, "mediaType"));
-  if (mt == NULL)
-    mt = media_type;
-  if (mt && strchr (mt, ';'))
-    mt = NULL; /* parameters: judge by the content below */
+  kp_cleanup_free char *header_type = NULL;
+  if (mt == NULL && media_type)
+    {
+      header_type = xstrndup (media_type, strcspn (media_type, "; \t"));
+      if (kp_str_has_prefix (header_type, "application/vnd.docker.distribution.manifest.v1+"))
+        {
+          kp_error_set (err, KP_EXIT_FAILURE, "the manifest is Docker schema 1 (%s), which "
+                        "karapace does not read", header_type);
+          return -1;
+        }
+      if (is_known_type (header_type))
+        mt = header_type;
+    }
   json_t *manifests = json_object_get (doc, "manifests");
   bool index = (mt && (strcmp (mt, KP_MT_OCI_INDEX) == 0 || strcmp (mt, KP_MT_DOCKER_LIST) == 0))
                || (mt == NULL && json_is_array (manifests));
@@ -245,6 +288,16 @@ kp_oci_parse_manifest (const char *bytes, size_t len, const char *media_type,
                          "layers");
   if (parse_descriptor (config, "config", &img->config, err) < 0)
     return -1;
+  if (!config_type_ok (img->config.media_type))
+    {
+      const char *artifact = json_string_value (json_object_get (doc, "artifactType"));
+      kp_error_set (err, KP_EXIT_FAILURE, "the manifest describes %s '%s', not a container "
+                    "image", artifact ? "an artifact of type" : "a config of type",
+                    artifact ? artifact : img->config.media_type);
+      kp_error_hint (err, "check the reference: it names something (a Helm chart, a "
+                          "signature, an SBOM, …) that is not an image to run");
+      return -1;
+    }
   size_t n = json_array_size (layers);
   img->layers = xcalloc (n + 1, sizeof *img->layers);
   for (size_t i = 0; i < n; i++)

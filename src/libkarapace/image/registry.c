@@ -1,55 +1,104 @@
 /* registry.c — the OCI Distribution API v2 client: manifests, blobs, authentication.
  *
- * Authentication is learned, not assumed: the first request goes out without credentials
- * and a 401's WWW-Authenticate says what the registry wants (a bearer token from a realm,
- * or basic credentials). That keeps a cached pull from an anonymous registry at exactly one
- * request. A token is requested once per client and refreshed once on a later 401. */
+ * Authentication is learned, not assumed: there is no separate "GET /v2/" ping. The first
+ * request goes out as it is, and a 401's WWW-Authenticate says what the registry wants (a
+ * bearer token from a realm, or basic credentials) exactly as a ping's would. That keeps
+ * a cached pull from an anonymous registry at one request. A token is fetched once per
+ * client, shared by the download threads, and fetched again once when a later request is
+ * refused (tokens expire, typically after five minutes, in the middle of large pulls).
+ *
+ * Scheme. HTTPS with verified certificates, except: loopback registries are spoken to
+ * over plain HTTP (local test registries and pull-through caches virtually always are; a
+ * loopback registry that only speaks TLS is not reachable this way — a known limit), and
+ * an insecure registry is tried over HTTPS without verification first and over plain HTTP
+ * when that fails to connect, as docker does for its insecure-registries.
+ *
+ * What comes back is checked before it is used: manifests against the digest asked for
+ * (or Docker-Content-Digest), blobs against their digest and size while they stream. */
 #include "image/registry.h"
 
-#include "base/json.h"
 #include "base/buf.h"
+#include "base/json.h"
 #include "hash/digest.h"
 #include "image/auth.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MANIFEST_ACCEPT                                                                      \
   "Accept: " KP_MT_OCI_INDEX ", " KP_MT_OCI_MANIFEST ", " KP_MT_DOCKER_LIST ", "            \
   KP_MT_DOCKER_MANIFEST
-#define MAX_MANIFEST (4u << 20)
+#define MAX_MANIFEST (4u << 20) /* what the distribution spec asks registries to accept */
+#define MAX_CONFIG (8u << 20)
 #define BLOB_RETRIES 3
 
 struct kp_registry
 {
   kp_http *http;
   char *registry;   /* as named: "docker.io", "127.0.0.1:5000" */
-  char *api;        /* "https://registry-1.docker.io" */
+  char *host;       /* the API host: "registry-1.docker.io" */
   char *repository;
-  kp_registry_options opts;
+  kp_registry_options opts; /* without the platform, which is below */
   kp_platform platform;
-  char *user, *password, *cred_source;
+  char *user, *password, *cred_source, *cred_note;
   bool creds_looked_up;
-  pthread_mutex_t lock; /* the authorization header and the stats */
-  char *authorization;  /* "Authorization: Bearer …" or "Authorization: Basic …" */
+  pthread_mutex_t auth_lock; /* one authentication at a time (held across the token GET) */
+  pthread_mutex_t lock;      /* short: the fields below */
+  const char *scheme;        /* "https" or "http" */
+  bool scheme_settled;       /* false while an insecure registry may still be plain HTTP */
+  char *authorization;       /* "Authorization: Bearer …" or "Authorization: Basic …" */
   kp_registry_stats stats;
 };
 
-static char *
-api_base (const char *registry, bool insecure)
+static bool
+valid_registry (const char *s)
 {
-  const char *host = strcmp (registry, "docker.io") == 0 ? "registry-1.docker.io" : registry;
-  /* Loopback registries speak plain HTTP (as docker treats them); anything else HTTPS
-     unless the user made it insecure, which also means plain HTTP. */
-  bool plain = kp_http_host_is_loopback (host) || insecure;
-  return xasprintf ("%s://%s", plain ? "http" : "https", host);
+  if (s == NULL || *s == '\0' || strlen (s) > 255)
+    return false;
+  for (const char *p = s; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')
+          || strchr (".-:[]", *p)))
+      return false;
+  return true;
+}
+
+/* Lowercase components of [a-z0-9._-] joined by single slashes (what goes into URLs). */
+static bool
+valid_repository (const char *s)
+{
+  if (s == NULL || *s == '\0' || *s == '/' || strlen (s) > 255)
+    return false;
+  for (const char *p = s; *p; p++)
+    {
+      if (*p == '/' && (p[1] == '/' || p[1] == '\0'))
+        return false;
+      if (*p == '.' && (p == s || p[-1] == '/') && (p[1] == '.' || p[1] == '/' || !p[1]))
+        return false;
+      if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr ("._-/", *p)))
+        return false;
+    }
+  return true;
 }
 
 kp_registry *
 kp_registry_new (kp_http *http, const char *registry, const char *repository,
                  const kp_registry_options *opts, kp_error **err)
 {
+  if (!valid_registry (registry))
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "'%s' is not a registry host", registry ? registry : "");
+      return NULL;
+    }
+  if (!valid_repository (repository))
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "'%s' is not a repository name", repository ? repository
+                                                                                    : "");
+      kp_error_hint (err, "repository names are lowercase letters, digits, '.', '_' and '-', "
+                          "in components joined by '/'");
+      return NULL;
+    }
   kp_registry *r = xcalloc (1, sizeof *r);
   r->http = http;
   r->registry = xstrdup (registry);
@@ -57,7 +106,7 @@ kp_registry_new (kp_http *http, const char *registry, const char *repository,
   if (opts)
     r->opts = *opts;
   r->opts.platform = (kp_platform){ 0 };
-  if (opts && opts->platform.os)
+  if (opts && opts->platform.os && opts->platform.architecture)
     {
       r->platform.os = xstrdup (opts->platform.os);
       r->platform.architecture = xstrdup (opts->platform.architecture);
@@ -65,8 +114,14 @@ kp_registry_new (kp_http *http, const char *registry, const char *repository,
     }
   else
     kp_platform_host (&r->platform);
-  r->api = api_base (registry, r->opts.insecure);
+  bool hub = strcmp (registry, "docker.io") == 0 || strcmp (registry, "index.docker.io") == 0;
+  r->host = xstrdup (hub ? "registry-1.docker.io" : registry);
+  if (kp_http_host_is_loopback (r->host))
+    r->scheme = "http", r->scheme_settled = true;
+  else
+    r->scheme = "https", r->scheme_settled = !r->opts.insecure;
   pthread_mutex_init (&r->lock, NULL);
+  pthread_mutex_init (&r->auth_lock, NULL);
   if (opts && opts->username)
     {
       r->user = xstrdup (opts->username);
@@ -83,14 +138,18 @@ kp_registry_free (kp_registry *r)
   if (r == NULL)
     return;
   free (r->registry);
-  free (r->api);
+  free (r->host);
   free (r->repository);
   free (r->user);
+  if (r->password)
+    explicit_bzero (r->password, strlen (r->password));
   free (r->password);
   free (r->cred_source);
+  free (r->cred_note);
   free (r->authorization);
   kp_platform_clear (&r->platform);
   pthread_mutex_destroy (&r->lock);
+  pthread_mutex_destroy (&r->auth_lock);
   free (r);
 }
 
@@ -108,22 +167,11 @@ kp_registry_get_stats (const kp_registry *r)
 }
 
 static void
-count (kp_registry *r, unsigned *counter, uint64_t bytes)
+count (kp_registry *r, unsigned *counter)
 {
   pthread_mutex_lock (&r->lock);
   (*counter)++;
-  r->stats.blob_bytes += bytes;
   pthread_mutex_unlock (&r->lock);
-}
-
-static int
-load_credentials (kp_registry *r, kp_error **err)
-{
-  if (r->creds_looked_up)
-    return 0;
-  r->creds_looked_up = true;
-  return kp_auth_lookup (r->opts.auth_file, r->registry, r->repository, &r->user,
-                         &r->password, &r->cred_source, err) < 0 ? -1 : 0;
 }
 
 static char *
@@ -139,130 +187,169 @@ url_escape (const char *s)
       else
         kp_buf_printf (&b, "%%%02X", c);
     }
-  kp_buf_append (&b, "", 1);
   return kp_buf_steal (&b);
 }
 
-/* After a 401: get what the challenge asks for. */
+/* ---- errors that say what to do ---- */
+
 static int
-authenticate (kp_registry *r, const char *challenge_header, kp_error **err)
+error_login_needed (kp_registry *r, kp_error **err)
 {
-  kp_auth_challenge ch;
-  if (kp_auth_parse_challenge (challenge_header, &ch) < 0)
+  kp_error_set (err, KP_EXIT_FAILURE, "%s requires a login to pull %s (or the repository "
+                "does not exist)", r->registry, r->repository);
+  kp_error_hint (err, "%s%srun 'podman login %s', or put credentials in "
+                 "$XDG_RUNTIME_DIR/containers/auth.json or ~/.docker/config.json, or pass "
+                 "--creds USER:PASSWORD", r->cred_note ? r->cred_note : "",
+                 r->cred_note ? "; " : "", r->registry);
+  return -1;
+}
+
+static int
+error_wrong_credentials (kp_registry *r, const char *detail, kp_error **err)
+{
+  kp_error_set (err, KP_EXIT_FAILURE, "wrong credentials for %s (from %s)%s", r->registry,
+                r->cred_source ? r->cred_source : "?", detail ? detail : "");
+  kp_error_hint (err, "check the user and password in %s (or --creds), then try again; "
+                 "'podman login %s' writes them anew", r->cred_source ? r->cred_source
+                                                                     : "auth.json",
+                 r->registry);
+  return -1;
+}
+
+/* ---- authentication ---- */
+
+static int
+load_credentials (kp_registry *r, kp_error **err)
+{
+  if (r->creds_looked_up)
+    return 0;
+  r->creds_looked_up = true;
+  return kp_auth_lookup (r->opts.auth_file, r->registry, r->repository, &r->user,
+                         &r->password, &r->cred_source, &r->cred_note, err) < 0 ? -1 : 0;
+}
+
+static char *
+basic_header (kp_registry *r)
+{
+  kp_cleanup_free char *pair = xasprintf ("%s:%s", r->user, r->password);
+  kp_cleanup_free char *b = kp_base64_encode (pair, strlen (pair));
+  explicit_bzero (pair, strlen (pair));
+  return xasprintf ("Authorization: Basic %s", b);
+}
+
+static int
+fetch_token (kp_registry *r, const kp_auth_challenge *ch, char **authorization, kp_error **err)
+{
+  kp_cleanup_free char *scope = xasprintf ("repository:%s:pull", r->repository);
+  kp_cleanup_free char *escope = url_escape (scope);
+  kp_cleanup_free char *eservice = ch->service ? url_escape (ch->service) : NULL;
+  kp_cleanup_free char *url = xasprintf ("%s%s%s%s%sscope=%s", ch->realm,
+                                         strchr (ch->realm, '?') ? "&" : "?",
+                                         eservice ? "service=" : "", eservice ? eservice : "",
+                                         eservice ? "&" : "", escope);
+  kp_cleanup_free char *basic = r->user ? basic_header (r) : NULL;
+  const char *headers[] = { basic, NULL };
+  kp_http_request req = { .url = url, .headers = headers, .insecure = r->opts.insecure,
+                          .max_body = 1 << 20 };
+  kp_cleanup_http_response kp_http_response resp = { 0 };
+  count (r, &r->stats.token_requests);
+  if (kp_http_get (r->http, &req, &resp, err) < 0)
+    return kp_error_prefix (err, "get a token for %s", r->registry);
+  if (resp.status == 401 || resp.status == 403)
     {
-      kp_error_set (err, KP_EXIT_FAILURE, "%s refused the request without saying how to "
-                    "authenticate", r->registry);
-      return -1;
+      if (r->user)
+        return error_wrong_credentials (r, ": the token server refused them", err);
+      return error_login_needed (r, err);
     }
+  if (resp.status != 200)
+    return kp_error_set (err, KP_EXIT_FAILURE, "the token server of %s (%s) answered %ld",
+                         r->registry, ch->realm, resp.status);
+  kp_cleanup_json json_t *doc = json_loadb (resp.body, resp.body_len, 0, NULL);
+  const char *token = json_string_value (json_object_get (doc, "token"));
+  if (token == NULL || *token == '\0')
+    token = json_string_value (json_object_get (doc, "access_token"));
+  if (token == NULL || *token == '\0' || strpbrk (token, "\r\n") != NULL)
+    return kp_error_set (err, KP_EXIT_FAILURE, "the token server of %s (%s) gave no token",
+                         r->registry, ch->realm);
+  *authorization = xasprintf ("Authorization: Bearer %s", token);
+  return 0;
+}
+
+/* After a 401 to a request made with `used` (NULL: none): get what the challenge asks for.
+ * Threads refused at once wait here for the first one; when it has replaced the
+ * authorization they used, they simply retry with the new one. */
+static int
+authenticate (kp_registry *r, const char *challenge_header, const char *used, kp_error **err)
+{
+  pthread_mutex_lock (&r->auth_lock);
   int rc = -1;
+  kp_auth_challenge ch = { 0 };
   pthread_mutex_lock (&r->lock);
+  bool changed = !kp_str_equal0 (r->authorization, used);
+  pthread_mutex_unlock (&r->lock);
+  if (changed)
+    {
+      rc = 0;
+      goto out;
+    }
   if (load_credentials (r, err) < 0)
     goto out;
+  if (kp_auth_parse_challenge (challenge_header, &ch) < 0)
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "%s refused the request (401) without a readable "
+                    "WWW-Authenticate challenge ('%s')", r->registry,
+                    challenge_header ? challenge_header : "none");
+      goto out;
+    }
+  char *authorization = NULL;
   if (strcmp (ch.scheme, "basic") == 0)
     {
       if (r->user == NULL)
         {
-          kp_error_set (err, KP_EXIT_FAILURE, "%s requires a login", r->registry);
-          kp_error_hint (err, "log in with 'podman login %s' (karapace reads its auth.json), or "
-                              "pass --creds USER:PASSWORD", r->registry);
+          error_login_needed (r, err);
           goto out;
         }
-      kp_cleanup_free char *pair = xasprintf ("%s:%s", r->user, r->password);
-      kp_cleanup_free char *b = kp_base64_encode (pair, strlen (pair));
-      free (r->authorization);
-      r->authorization = xasprintf ("Authorization: Basic %s", b);
-      rc = 0;
-      goto out;
+      authorization = basic_header (r);
     }
-  if (strcmp (ch.scheme, "bearer") != 0 || ch.realm == NULL)
+  else if (strcmp (ch.scheme, "bearer") == 0 && ch.realm)
     {
-      kp_error_set (err, KP_EXIT_FAILURE, "%s asks for '%s' authentication, which karapace "
-                    "does not speak", r->registry, ch.scheme);
+      if (fetch_token (r, &ch, &authorization, err) < 0)
+        goto out;
+    }
+  else
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "%s asks for '%s' authentication%s, which karapace "
+                    "does not speak", r->registry, ch.scheme, ch.realm ? "" : " without a realm");
       goto out;
     }
-  {
-    kp_cleanup_free char *scope = xasprintf ("repository:%s:pull", r->repository);
-    kp_cleanup_free char *escope = url_escape (scope);
-    kp_cleanup_free char *eservice = ch.service ? url_escape (ch.service) : NULL;
-    kp_cleanup_free char *url = xasprintf ("%s%sscope=%s%s%s", ch.realm,
-                                           strchr (ch.realm, '?') ? "&" : "?", escope,
-                                           eservice ? "&service=" : "", eservice ? eservice : "");
-    kp_cleanup_free char *basic = NULL;
-    if (r->user)
-      {
-        kp_cleanup_free char *pair = xasprintf ("%s:%s", r->user, r->password);
-        kp_cleanup_free char *b = kp_base64_encode (pair, strlen (pair));
-        basic = xasprintf ("Authorization: Basic %s", b);
-      }
-    const char *headers[] = { basic, NULL };
-    kp_cleanup_free char *realm_host = NULL;
-    const char *hp = strstr (ch.realm, "://");
-    if (hp)
-      realm_host = xstrndup (hp + 3, strcspn (hp + 3, "/?#"));
-    kp_http_request req = { .url = url, .headers = basic ? headers : NULL,
-                            .insecure = r->opts.insecure, .max_body = 1 << 20 };
-    kp_cleanup_http_response kp_http_response resp = { 0 };
-    r->stats.token_requests++;
-    if (kp_http_get (r->http, &req, &resp, err) < 0)
-      {
-        kp_error_prefix (err, "get a token for %s", r->registry);
-        goto out;
-      }
-    if (resp.status == 401 || resp.status == 403)
-      {
-        if (r->user)
-          {
-            kp_error_set (err, KP_EXIT_FAILURE, "wrong credentials for %s (from %s): the token "
-                          "server answered %ld", r->registry, r->cred_source, resp.status);
-            kp_error_hint (err, "check the user and password, then 'podman login %s' again",
-                           r->registry);
-          }
-        else
-          {
-            kp_error_set (err, KP_EXIT_FAILURE, "%s requires a login to pull %s", r->registry,
-                          r->repository);
-            kp_error_hint (err, "log in with 'podman login %s' (karapace reads its auth.json), "
-                                "or pass --creds USER:PASSWORD", r->registry);
-          }
-        goto out;
-      }
-    if (resp.status != 200)
-      {
-        kp_error_set (err, KP_EXIT_FAILURE, "the token server of %s answered %ld", r->registry,
-                      resp.status);
-        goto out;
-      }
-    json_t *doc = json_loadb (resp.body, resp.body_len, 0, NULL);
-    const char *token = json_string_value (json_object_get (doc, "token"));
-    if (token == NULL || *token == '\0')
-      token = json_string_value (json_object_get (doc, "access_token"));
-    if (token == NULL || *token == '\0')
-      {
-        json_decref (doc);
-        kp_error_set (err, KP_EXIT_FAILURE, "the token server of %s gave no token",
-                      r->registry);
-        goto out;
-      }
-    free (r->authorization);
-    r->authorization = xasprintf ("Authorization: Bearer %s", token);
-    json_decref (doc);
-    rc = 0;
-  }
-out:
+  pthread_mutex_lock (&r->lock);
+  free (r->authorization);
+  r->authorization = authorization;
   pthread_mutex_unlock (&r->lock);
+  rc = 0;
+out:
   kp_auth_challenge_clear (&ch);
+  pthread_mutex_unlock (&r->auth_lock);
   return rc;
 }
 
-/* One request with the current authorization; on 401, authenticate and retry once. */
+/* ---- one request ---- */
+
+/* GET (or what req says) scheme://host + path with the current authorization; on a 401,
+ * authenticate and retry once. Returns 0 with any other status for the caller to judge,
+ * -1 with an error; *transport is set when no response came back at all (worth a retry). */
 static int
-request (kp_registry *r, kp_http_request *req, const char *accept, unsigned *counter,
-         kp_http_response *resp, kp_error **err)
+request (kp_registry *r, const char *path, kp_http_request *req, const char *accept,
+         unsigned *counter, kp_http_response *resp, bool *transport, kp_error **err)
 {
+  if (transport)
+    *transport = false;
   for (int attempt = 0; attempt < 2; attempt++)
     {
       pthread_mutex_lock (&r->lock);
       kp_cleanup_free char *auth = r->authorization ? xstrdup (r->authorization) : NULL;
+      kp_cleanup_free char *url = xasprintf ("%s://%s%s", r->scheme, r->host, path);
+      bool settled = r->scheme_settled;
       pthread_mutex_unlock (&r->lock);
       const char *headers[3] = { 0 };
       size_t n = 0;
@@ -270,45 +357,97 @@ request (kp_registry *r, kp_http_request *req, const char *accept, unsigned *cou
         headers[n++] = accept;
       if (auth)
         headers[n++] = auth;
+      req->url = url;
       req->headers = headers;
       req->insecure = r->opts.insecure;
-      count (r, counter, 0);
-      if (kp_http_get (r->http, req, resp, err) < 0)
-        return -1;
-      if (resp->status != 401 || attempt == 1)
-        break;
-      kp_cleanup_free char *challenge = resp->www_authenticate ? xstrdup (resp->www_authenticate)
-                                                               : NULL;
-      if (auth && r->user && strncmp (auth, "Authorization: Basic", 20) == 0)
+      count (r, counter);
+      kp_error *first = NULL;
+      int got = kp_http_get (r->http, req, resp, &first);
+      if (got < 0 && !settled)
         {
-          kp_error_set (err, KP_EXIT_FAILURE, "wrong credentials for %s (from %s)",
-                        r->registry, r->cred_source);
-          kp_error_hint (err, "check the user and password, then 'podman login %s' again",
-                         r->registry);
+          /* An insecure registry that does not speak TLS: plain HTTP, once. */
+          kp_http_response_clear (resp);
+          kp_cleanup_free char *plain = xasprintf ("http://%s%s", r->host, path);
+          req->url = plain;
+          count (r, counter);
+          kp_error *second = NULL;
+          got = kp_http_get (r->http, req, resp, &second);
+          if (got < 0)
+            {
+              kp_error_hint (&first, "plain http failed too: %s", second->message);
+              kp_error_free (second);
+            }
+          else
+            {
+              pthread_mutex_lock (&r->lock);
+              r->scheme = "http";
+              pthread_mutex_unlock (&r->lock);
+              kp_error_free (kp_steal_pointer (&first));
+            }
+          req->url = NULL;
+        }
+      if (got < 0)
+        {
+          if (transport)
+            *transport = true;
+          if (err)
+            *err = first;
+          else
+            kp_error_free (first);
+          req->url = NULL;
           return -1;
         }
+      req->url = NULL;
+      req->headers = NULL;
+      if (!settled)
+        {
+          pthread_mutex_lock (&r->lock);
+          r->scheme_settled = true;
+          pthread_mutex_unlock (&r->lock);
+        }
+      if (resp->status != 401 || attempt == 1)
+        break;
+      if (auth && kp_str_has_prefix (auth, "Authorization: Basic"))
+        {
+          pthread_mutex_lock (&r->auth_lock); /* the credentials' fields */
+          error_wrong_credentials (r, NULL, err); /* nothing to refresh */
+          pthread_mutex_unlock (&r->auth_lock);
+          return -1;
+        }
+      kp_cleanup_free char *challenge = resp->www_authenticate ? xstrdup (resp->www_authenticate)
+                                                               : NULL;
       kp_http_response_clear (resp);
-      if (authenticate (r, challenge, err) < 0)
+      if (authenticate (r, challenge, auth, err) < 0)
         return -1;
     }
-  if (resp->status == 401 && r->user)
+  if (resp->status != 401 && resp->status != 403 && resp->status != 429)
+    return 0;
+  /* An error that names the credentials, which another thread may be loading. */
+  pthread_mutex_lock (&r->auth_lock);
+  switch (resp->status)
     {
-      kp_error_set (err, KP_EXIT_FAILURE, "wrong credentials for %s (from %s)", r->registry,
-                    r->cred_source);
-      kp_error_hint (err, "check the user and password, then 'podman login %s' again",
-                     r->registry);
-      return -1;
-    }
-  if (resp->status == 401)
-    {
-      kp_error_set (err, KP_EXIT_FAILURE, "%s refused %s: not authorized", r->registry,
+    case 401:
+      if (r->user)
+        error_wrong_credentials (r, ", or they may not pull this repository", err);
+      else
+        error_login_needed (r, err);
+      break;
+    case 403:
+      kp_error_set (err, KP_EXIT_FAILURE, "%s denied access to %s (403)", r->registry,
                     r->repository);
-      kp_error_hint (err, r->user ? "check the credentials and that they may pull this "
-                                    "repository"
-                                  : "log in with 'podman login HOST' or pass --creds");
-      return -1;
+      kp_error_hint (err, r->user ? "the account (from %s) may not pull this repository"
+                                  : "the repository may be private: log in (%s)",
+                     r->user ? r->cred_source : "podman login, or --creds");
+      break;
+    default: /* 429 */
+      kp_error_set (err, KP_EXIT_FAILURE, "%s refused the request: too many requests (429)",
+                    r->registry);
+      kp_error_hint (err, "the registry limits pulls%s; wait and try again, or log in, which "
+                     "usually raises the limit", r->user ? "" : " from anonymous users");
+      break;
     }
-  return 0;
+  pthread_mutex_unlock (&r->auth_lock);
+  return -1;
 }
 
 static bool
@@ -318,26 +457,31 @@ is_digest_ref (const char *tag_or_digest)
 }
 
 /* GET (or HEAD) a manifest; its bytes are checked against the digest asked for or, for a
- * tag, Docker-Content-Digest when the registry sends one. */
+ * tag, Docker-Content-Digest when the registry sends one. HEAD returns 1 when the answer
+ * carries no digest (the caller falls back to GET). */
 static int
 get_manifest (kp_registry *r, const char *ref, const char *method, char **bytes, size_t *len,
               char **media_type, char **digest, kp_error **err)
 {
-  kp_cleanup_free char *url = xasprintf ("%s/v2/%s/manifests/%s", r->api, r->repository, ref);
-  kp_http_request req = { .url = url, .method = method, .max_body = MAX_MANIFEST };
+  bool by_digest = is_digest_ref (ref);
+  if (by_digest && !kp_digest_is_valid (ref, NULL))
+    return kp_digest_parse (ref, NULL, NULL, err);
+  kp_cleanup_free char *path = xasprintf ("/v2/%s/manifests/%s", r->repository, ref);
+  kp_http_request req = { .method = method, .max_body = MAX_MANIFEST };
   kp_cleanup_http_response kp_http_response resp = { 0 };
-  if (request (r, &req, MANIFEST_ACCEPT, &r->stats.manifest_requests, &resp, err) < 0)
+  if (request (r, path, &req, MANIFEST_ACCEPT, &r->stats.manifest_requests, &resp, NULL, err)
+      < 0)
     return -1;
   if (resp.status == 404)
     {
-      if (is_digest_ref (ref))
-        kp_error_set (err, KP_EXIT_FAILURE, "%s has no manifest %s in %s", r->registry, ref,
-                      r->repository);
+      if (by_digest)
+        kp_error_set (err, KP_EXIT_FAILURE, "no manifest %s in %s at %s", ref, r->repository,
+                      r->registry);
       else
-        kp_error_set (err, KP_EXIT_FAILURE, "%s has no tag '%s' in %s", r->registry, ref,
-                      r->repository);
-      kp_error_hint (err, "check the repository and the tag (skopeo list-tags docker://%s/%s "
-                          "lists the tags)", r->registry, r->repository);
+        kp_error_set (err, KP_EXIT_FAILURE, "no tag '%s' in %s at %s", ref, r->repository,
+                      r->registry);
+      kp_error_hint (err, "check the repository and the tag; 'skopeo list-tags docker://%s/%s' "
+                          "lists the tags", r->registry, r->repository);
       return -1;
     }
   if (resp.status != 200)
@@ -345,21 +489,28 @@ get_manifest (kp_registry *r, const char *ref, const char *method, char **bytes,
                          r->registry, resp.status, ref, r->repository);
   if (method && strcmp (method, "HEAD") == 0)
     {
-      if (resp.docker_content_digest == NULL)
-        return 1; /* the caller falls back to GET */
+      if (resp.docker_content_digest == NULL
+          || !kp_digest_is_valid (resp.docker_content_digest, NULL))
+        return 1;
       *digest = xstrdup (resp.docker_content_digest);
       return 0;
     }
   kp_digest_algo algo = KP_DIGEST_SHA256;
-  const char *expect = is_digest_ref (ref) ? ref : resp.docker_content_digest;
+  const char *expect = by_digest ? ref : resp.docker_content_digest;
   if (expect && !kp_digest_is_valid (expect, &algo))
     return kp_error_set (err, KP_EXIT_FAILURE, "%s sent an invalid digest '%s'", r->registry,
                          expect);
   char got[KP_DIGEST_STRING_MAX];
   kp_digest_buffer (algo, resp.body, resp.body_len, got);
   if (expect && strcmp (expect, got) != 0)
-    return kp_error_set (err, KP_EXIT_FAILURE, "the manifest %s from %s is not what was asked "
-                         "for: its content hashes to %s", expect, r->registry, got);
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "the manifest %s of %s from %s is not what was "
+                    "asked for: its content hashes to %s", expect, r->repository, r->registry,
+                    got);
+      kp_error_hint (err, "nothing was kept; the registry (or something between it and you) "
+                          "serves different content than it names");
+      return -1;
+    }
   *digest = xstrdup (got);
   *len = resp.body_len;
   *bytes = kp_steal_pointer (&resp.body);
@@ -370,17 +521,159 @@ get_manifest (kp_registry *r, const char *ref, const char *method, char **bytes,
 int
 kp_registry_head_digest (kp_registry *r, const char *tag, char **digest, kp_error **err)
 {
-  char *bytes = NULL, *mt = NULL;
+  kp_cleanup_free char *bytes = NULL;
+  kp_cleanup_free char *mt = NULL;
   size_t len = 0;
+  *digest = NULL;
   int rc = get_manifest (r, tag, "HEAD", &bytes, &len, &mt, digest, err);
   if (rc == 1)
     rc = get_manifest (r, tag, NULL, &bytes, &len, &mt, digest, err);
-  free (bytes);
-  free (mt);
   return rc < 0 ? -1 : 0;
 }
 
 /* ---- blobs ---- */
+
+typedef struct blob_stream
+{
+  const kp_blob_sink *sink;
+  size_t index;
+  kp_digest *digest;
+  uint64_t received;
+  uint64_t size;
+  bool fatal; /* the sink failed or too much came: retrying cannot help */
+} blob_stream;
+
+static int
+blob_chunk (const void *data, size_t len, void *user_data, kp_error **err)
+{
+  blob_stream *s = user_data;
+  if (len > s->size - s->received)
+    {
+      s->fatal = true;
+      return kp_error_set (err, KP_EXIT_FAILURE, "more than the %llu bytes the manifest "
+                           "gives came", (unsigned long long) s->size);
+    }
+  kp_digest_update (s->digest, data, len);
+  s->received += len;
+  if (s->sink->write (s->index, data, len, s->sink->user_data, err) < 0)
+    {
+      s->fatal = true;
+      return -1;
+    }
+  return 0;
+}
+
+static void
+backoff (int attempt)
+{
+  struct timespec ts = { 0, 200L * 1000 * 1000 * attempt };
+  while (nanosleep (&ts, &ts) < 0)
+    ;
+}
+
+/* Download blob d into the sink as index `index`: a broken transfer is resumed from the
+ * bytes already received; the digest is checked over everything at the end. */
+static int
+fetch_blob (kp_registry *r, const kp_oci_descriptor *d, size_t index, const kp_blob_sink *sink,
+            bool quiet, kp_error **err)
+{
+  kp_digest_algo algo;
+  if (kp_digest_parse (d->digest, &algo, NULL, err) < 0)
+    return -1;
+  kp_cleanup_free char *path = xasprintf ("/v2/%s/blobs/%s", r->repository, d->digest);
+  kp_cleanup_digest kp_digest *digest = kp_digest_new (algo);
+  blob_stream s = { .sink = sink, .index = index, .digest = digest, .size = d->size };
+  char label[24];
+  snprintf (label, sizeof label, "%.19s", strchr (d->digest, ':') + 1);
+  bool progress = r->opts.progress && !quiet;
+  int rc = -1;
+  kp_error *last = NULL;
+  for (int attempt = 0; attempt <= BLOB_RETRIES && rc < 0; attempt++)
+    {
+      if (attempt > 0)
+        backoff (attempt);
+      uint64_t before = s.received;
+      kp_http_request req = {
+        .sink = blob_chunk,
+        .sink_data = &s,
+        .range_start = s.received,
+        .progress_label = progress ? label : NULL,
+        .progress = progress ? r->opts.progress : NULL,
+        .progress_data = r->opts.progress_data,
+      };
+      kp_cleanup_http_response kp_http_response resp = { 0 };
+      kp_error_free (last);
+      last = NULL;
+      bool transport = false;
+      if (request (r, path, &req, NULL, &r->stats.blob_requests, &resp, &transport, &last) < 0)
+        {
+          if (s.fatal || !transport)
+            break;
+          continue; /* a broken connection: again, from where it stopped */
+        }
+      if (resp.status == 200 && before > 0)
+        {
+          /* Nothing of this answer reached the sink (http.c stops it), but the first part
+             did, and a sink cannot take bytes back: this blob cannot be completed here. */
+          kp_error_set (&last, KP_EXIT_FAILURE, "%s does not resume downloads: it answered "
+                        "the request for the rest of blob %s (from byte %llu) with the whole "
+                        "blob", r->registry, d->digest, (unsigned long long) before);
+          kp_error_hint (&last, "try the pull again; nothing of this blob was kept");
+          break;
+        }
+      if (resp.status == 404)
+        {
+          kp_error_set (&last, KP_EXIT_FAILURE, "no blob %s in %s at %s", d->digest,
+                        r->repository, r->registry);
+          kp_error_hint (&last, "the registry lost a blob its manifest names; push the image "
+                                "again or ask its maintainers");
+          break;
+        }
+      if (resp.status != 200 && resp.status != 206)
+        {
+          kp_error_set (&last, KP_EXIT_FAILURE, "%s answered %ld for blob %s of %s", r->registry,
+                        resp.status, d->digest, r->repository);
+          if (resp.status >= 500)
+            continue; /* the server's trouble may pass */
+          break;
+        }
+      if (s.received == d->size)
+        {
+          rc = 0;
+          break;
+        }
+      kp_error_set (&last, KP_EXIT_FAILURE, "blob %s: the transfer ended after %llu of %llu "
+                    "bytes", d->digest, (unsigned long long) s.received,
+                    (unsigned long long) d->size);
+    }
+  if (rc == 0)
+    {
+      char got[KP_DIGEST_STRING_MAX];
+      kp_digest_final (digest, got);
+      if (strcmp (got, d->digest) != 0)
+        {
+          rc = kp_error_set (err, KP_EXIT_FAILURE, "blob %s of %s from %s is corrupt: its "
+                             "content hashes to %s", d->digest, r->repository, r->registry, got);
+          kp_error_hint (err, "nothing of it was kept; the registry's copy is damaged or was "
+                              "replaced (or something between it and you changes it)");
+        }
+      else
+        {
+          pthread_mutex_lock (&r->lock);
+          r->stats.blob_bytes += s.received;
+          pthread_mutex_unlock (&r->lock);
+          rc = sink->done ? sink->done (index, sink->user_data, err) : 0;
+        }
+      kp_error_free (last);
+    }
+  else if (err)
+    *err = last;
+  else
+    kp_error_free (last);
+  if (rc < 0 && sink->discard)
+    sink->discard (index, sink->user_data);
+  return rc;
+}
 
 typedef struct blob_job
 {
@@ -389,121 +682,11 @@ typedef struct blob_job
   const kp_blob_sink *sink;
 } blob_job;
 
-typedef struct blob_stream
-{
-  const kp_blob_sink *sink;
-  size_t index;
-  kp_digest *digest;
-  uint64_t received;
-  uint64_t limit;
-} blob_stream;
-
 static int
-blob_chunk (const void *data, size_t len, void *user_data, kp_error **err)
-{
-  blob_stream *s = user_data;
-  if (s->received + len > s->limit)
-    return kp_error_set (err, KP_EXIT_FAILURE, "more bytes came than the manifest says");
-  kp_digest_update (s->digest, data, len);
-  s->received += len;
-  return s->sink->write (s->index, data, len, s->sink->user_data, err);
-}
-
-static int
-fetch_one (kp_http *http, size_t i, void *user_data, kp_error **err)
+blob_job_run (kp_http *http, size_t i, void *user_data, kp_error **err)
 {
   blob_job *job = user_data;
-  kp_registry *r = job->r;
-  const kp_oci_descriptor *d = &job->blobs[i];
-  kp_digest_algo algo;
-  if (!kp_digest_is_valid (d->digest, &algo))
-    return kp_error_set (err, KP_EXIT_FAILURE, "invalid blob digest '%s'", d->digest);
-  kp_cleanup_free char *url = xasprintf ("%s/v2/%s/blobs/%s", r->api, r->repository,
-                                         d->digest);
-  blob_stream s = { .sink = job->sink, .index = i, .digest = kp_digest_new (algo),
-                    .limit = d->size };
-  char label[24];
-  snprintf (label, sizeof label, "%.19s", strchr (d->digest, ':') + 1);
-  int rc = -1;
-  kp_error *last = NULL;
-  for (int attempt = 0; attempt <= BLOB_RETRIES; attempt++)
-    {
-      uint64_t before = s.received;
-      kp_http_request req = {
-        .url = url,
-        .sink = blob_chunk,
-        .sink_data = &s,
-        .range_start = s.received,
-        .progress_label = r->opts.progress ? label : NULL,
-        .progress = r->opts.progress,
-        .progress_data = r->opts.progress_data,
-      };
-      kp_http_response resp = { 0 };
-      kp_error_free (last);
-      last = NULL;
-      int got = request (r, &req, NULL, &r->stats.blob_requests, &resp, &last);
-      long status = resp.status;
-      kp_http_response_clear (&resp);
-      if (got == 0 && before > 0 && status == 200)
-        {
-          /* The server ignored Range and sent the blob from its start: those bytes went
-             to the sink after the ones we had, so this blob cannot be completed. */
-          kp_error_set (&last, KP_EXIT_FAILURE, "%s ignored a resumed request for %s",
-                        r->registry, d->digest);
-          break;
-        }
-      if (got == 0 && status != 200 && status != 206)
-        {
-          kp_error_set (&last, KP_EXIT_FAILURE, "%s answered %ld for blob %s", r->registry,
-                        status, d->digest);
-          if (status == 404)
-            break;
-          continue;
-        }
-      if (got == 0 && s.received == d->size)
-        {
-          rc = 0;
-          break;
-        }
-      if (got == 0)
-        kp_error_set (&last, KP_EXIT_FAILURE, "blob %s: the transfer ended after %llu of %llu "
-                      "bytes", d->digest, (unsigned long long) s.received,
-                      (unsigned long long) d->size);
-      /* A broken transfer: try again from where it stopped, if it made progress. */
-      if (s.received == before && attempt > 0)
-        break;
-    }
-  if (rc == 0)
-    {
-      char got[KP_DIGEST_STRING_MAX];
-      kp_digest_final (s.digest, got);
-      if (strcmp (got, d->digest) != 0)
-        {
-          rc = kp_error_set (err, KP_EXIT_FAILURE, "blob %s from %s is corrupt: its content "
-                             "hashes to %s", d->digest, r->registry, got);
-          kp_error_hint (err, "nothing of it was kept; the registry's copy is damaged or was "
-                              "replaced");
-        }
-      else
-        {
-          pthread_mutex_lock (&r->lock);
-          r->stats.blob_bytes += s.received;
-          pthread_mutex_unlock (&r->lock);
-          rc = job->sink->done ? job->sink->done (i, job->sink->user_data, err) : 0;
-        }
-      kp_error_free (last);
-    }
-  else
-    {
-      if (err)
-        *err = last;
-      else
-        kp_error_free (last);
-    }
-  if (rc < 0 && job->sink->discard)
-    job->sink->discard (i, job->sink->user_data);
-  kp_digest_free (s.digest);
-  return rc;
+  return fetch_blob (job->r, &job->blobs[i], i, job->sink, false, err);
 }
 
 int
@@ -511,10 +694,10 @@ kp_registry_fetch_blobs (kp_registry *r, const kp_oci_descriptor *blobs, size_t 
                          const kp_blob_sink *sink, kp_error **err)
 {
   blob_job job = { r, blobs, sink };
-  /* Learn the authentication before the threads start, so that they do not all ask for a
-     token at once. */
-  return kp_http_run_parallel (r->http, n, r->opts.parallel ? r->opts.parallel : 4, fetch_one,
-                               &job, err);
+  /* Authentication is normally known by now (the manifest came first); when it is not,
+     the first refused thread fetches the token and the others wait for it there. */
+  return kp_http_run_parallel (r->http, n, r->opts.parallel ? r->opts.parallel : 4,
+                               blob_job_run, &job, err);
 }
 
 typedef struct small_blob
@@ -527,7 +710,7 @@ static int
 small_write (size_t index, const void *data, size_t len, void *user_data, kp_error **err)
 {
   small_blob *b = user_data;
-  if (b->buf.len + len > b->max)
+  if (len > b->max - b->buf.len)
     return kp_error_set (err, KP_EXIT_FAILURE, "the blob is larger than %zu bytes", b->max);
   kp_buf_append (&b->buf, data, len);
   return 0;
@@ -537,20 +720,17 @@ int
 kp_registry_fetch_small_blob (kp_registry *r, const kp_oci_descriptor *blob, size_t max,
                               char **bytes, size_t *len, kp_error **err)
 {
+  if (blob->size > max)
+    return kp_error_set (err, KP_EXIT_FAILURE, "blob %s is %llu bytes, more than the %zu "
+                         "allowed here", blob->digest, (unsigned long long) blob->size, max);
   small_blob b = { KP_BUF_INIT, max };
   kp_blob_sink sink = { small_write, NULL, NULL, &b };
-  kp_registry_options saved = r->opts;
-  r->opts.progress = NULL;
-  blob_job job = { r, blob, &sink };
-  int rc = fetch_one (r->http, 0, &job, err);
-  r->opts = saved;
-  if (rc < 0)
+  if (fetch_blob (r, blob, 0, &sink, true, err) < 0)
     {
       kp_buf_clear (&b.buf);
       return -1;
     }
   *len = b.buf.len;
-  kp_buf_append (&b.buf, "", 1);
   *bytes = kp_buf_steal (&b.buf);
   return 0;
 }
@@ -565,13 +745,18 @@ kp_registry_resolve (kp_registry *r, const char *tag_or_digest, kp_oci_image *ou
   kp_cleanup_free char *bytes = NULL;
   kp_cleanup_free char *mt = NULL;
   kp_cleanup_free char *digest = NULL;
-  size_t len = 0;
+  kp_cleanup_free char *cbytes = NULL;
+  size_t len = 0, clen = 0;
   if (get_manifest (r, tag_or_digest, NULL, &bytes, &len, &mt, &digest, err) < 0)
     return -1;
   bool is_index = false;
   kp_oci_descriptor chosen = { 0 };
   if (kp_oci_parse_manifest (bytes, len, mt, &r->platform, &is_index, &chosen, out, err) < 0)
-    goto fail;
+    {
+      kp_error_prefix (err, "%s/%s%s%s", r->registry, r->repository,
+                       is_digest_ref (tag_or_digest) ? "@" : ":", tag_or_digest);
+      goto fail;
+    }
   out->digest = xstrdup (digest);
   if (is_index)
     {
@@ -579,15 +764,26 @@ kp_registry_resolve (kp_registry *r, const char *tag_or_digest, kp_oci_image *ou
       size_t mlen = 0;
       if (get_manifest (r, chosen.digest, NULL, &mbytes, &mlen, &mmt, &mdigest, err) < 0)
         goto fail;
+      if (mlen != chosen.size)
+        {
+          kp_error_set (err, KP_EXIT_FAILURE, "the manifest %s from %s has %zu bytes, its "
+                        "index says %llu", chosen.digest, r->registry, mlen,
+                        (unsigned long long) chosen.size);
+          goto fail;
+        }
       bool again = false;
       kp_oci_descriptor unused = { 0 };
       if (kp_oci_parse_manifest (mbytes, mlen, mmt ? mmt : chosen.media_type, &r->platform,
                                  &again, &unused, out, err) < 0)
-        goto fail;
+        {
+          kp_error_prefix (err, "%s/%s@%s", r->registry, r->repository, chosen.digest);
+          goto fail;
+        }
       if (again)
         {
           kp_oci_descriptor_clear (&unused);
-          kp_error_set (err, KP_EXIT_FAILURE, "%s nests an index in an index", r->registry);
+          kp_error_set (err, KP_EXIT_FAILURE, "%s nests an index in an index (%s), which "
+                        "karapace does not follow", r->registry, chosen.digest);
           goto fail;
         }
       out->manifest_digest = xstrdup (chosen.digest);
@@ -595,15 +791,20 @@ kp_registry_resolve (kp_registry *r, const char *tag_or_digest, kp_oci_image *ou
   else
     out->manifest_digest = xstrdup (digest);
 
-  char *cbytes = NULL;
-  size_t clen = 0;
-  if (kp_registry_fetch_small_blob (r, &out->config, 8 << 20, &cbytes, &clen, err) < 0)
+  if (kp_registry_fetch_small_blob (r, &out->config, MAX_CONFIG, &cbytes, &clen, err) < 0)
     {
       kp_error_prefix (err, "the image config");
       goto fail;
     }
-  out->config_json = json_loadb (cbytes, clen, 0, NULL);
-  free (cbytes);
+  json_error_t jerr;
+  out->config_json = json_loadb (cbytes, clen, 0, &jerr);
+  if (!json_is_object (out->config_json))
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "the image config %s from %s is not a JSON object: "
+                    "%s", out->config.digest, r->registry,
+                    out->config_json ? "wrong type" : jerr.text);
+      goto fail;
+    }
   const char *os = json_string_value (json_object_get (out->config_json, "os"));
   const char *arch = json_string_value (json_object_get (out->config_json, "architecture"));
   const char *var = json_string_value (json_object_get (out->config_json, "variant"));
