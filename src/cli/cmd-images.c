@@ -365,9 +365,9 @@ images_inspect (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
 /* ---- images rm / prune ---- */
 
 static int
-free_unused (kp_cli *cli, kp_store *store, json_t *report, kp_error **err)
+free_unused (kp_cli *cli, kp_store *store, bool drop_cache, json_t *report, kp_error **err)
 {
-  kp_store_gc_options go = { 0 };
+  kp_store_gc_options go = { .drop_cache = drop_cache };
   kp_store_gc_report rep;
   if (kp_store_gc (store, &go, &rep, err) < 0)
     {
@@ -453,7 +453,7 @@ images_rm (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
       json_array_append_new (json_object_get (report, "removed"), json_string (digest));
     }
   kp_image_config_clear (&config);
-  if (err || (store && free_unused (cli, store, report, &err) < 0))
+  if (err || (store && free_unused (cli, store, false, report, &err) < 0))
     return kp_cli_fail (cli, err);
   print_removal (cli, report);
   return 0;
@@ -507,7 +507,7 @@ images_prune (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
         break;
       json_array_append_new (json_object_get (report, "removed"), json_string (*d));
     }
-  if (err || free_unused (cli, store, report, &err) < 0)
+  if (err || free_unused (cli, store, all, report, &err) < 0)
     return kp_cli_fail (cli, err);
   print_removal (cli, report);
   return 0;

@@ -143,7 +143,8 @@ KP_CMD_DECLARE (pin);
 #define KP_CMD_IMAGES_PRUNE_HELP                                                              \
   "Removes the images no reference names any more (a tag that moved leaves its old image\n" \
   "behind), or with --all every image no environment is built on, then frees their\n"      \
-  "layers and blobs.\n"
+  "layers and blobs. --all also empties the package cache (the .deb files and indexes a\n"\
+  "Debian or Ubuntu bootstrap downloaded, kept for later bootstraps and --offline).\n"
 
 #define KP_CMD_PIN_HELP                                                                       \
   "Resolves the base image of MANIFEST (default ./karapace.toml) and rewrites its\n"        \

@@ -1548,6 +1548,46 @@ test_garbage (void **state)
   remove_tree (dst);
 }
 
+/* Merged /usr: members below bin/, lib/, … land below usr/, through no link. */
+static void
+test_merged_usr (void **state)
+{
+  sandbox s = { 0 };
+  sandbox_open (&s);
+  kp_cleanup_free char *target = path_in (s.root, "target");
+  put_dir (s.root, "target", 0755);
+  put_dir (target, "usr", 0755);
+  put_dir (target, "usr/bin", 0755);
+  kp_cleanup_free char *bin = path_in (target, "bin");
+  assert_int_equal (symlink ("usr/bin", bin), 0);
+
+  tarw t = { KP_BUF_INIT };
+  tar_dir (&t, "./", 0755);
+  tar_dir (&t, "./bin/", 0755);
+  tar_file (&t, "./bin/sh", "shell\n", 0755);
+  tar_dir (&t, "./lib/", 0755);
+  tar_file (&t, "./lib/libc.so", "libc\n", 0644);
+  tar_hardlink (&t, "./lib/libc.so.6", "./lib/libc.so");
+  tar_dir (&t, "./binaries/", 0755);
+  tar_file (&t, "./binaries/x", "x\n", 0644);
+  tar_end (&t);
+  kp_unpack_options o = { .merged_usr = true };
+  kp_cleanup_error kp_error *err = NULL;
+  if (unpack_bytes (t.b.data, t.b.len, target, &o, NULL, &err) < 0)
+    fail_msg ("unpack: %s", err->message);
+  kp_buf_clear (&t.b);
+  must_read (target, "usr/bin/sh", "shell\n");
+  must_read (target, "usr/lib/libc.so", "libc\n");
+  must_read (target, "usr/lib/libc.so.6", "libc\n");
+  must_read (target, "binaries/x", "x\n"); /* only the exact names move */
+  struct stat st;
+  assert_int_equal (lstat (bin, &st), 0);
+  assert_true (S_ISLNK (st.st_mode)); /* the link stays a link */
+  kp_cleanup_free char *lib = path_in (target, "lib");
+  assert_int_equal (lstat (lib, &st), -1); /* no top-level lib/ was made */
+  sandbox_close (&s);
+}
+
 int
 main (void)
 {
@@ -1571,6 +1611,7 @@ main (void)
     cmocka_unit_test (test_devices_allowed),
     cmocka_unit_test (test_compressed),
     cmocka_unit_test (test_garbage),
+    cmocka_unit_test (test_merged_usr),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -31,10 +31,8 @@ typedef struct valid_case
 
 static const valid_case valid_cases[] = {
   /* OCI, bare, docker's normalisation */
-  { "debian:bookworm", KP_REF_OCI, "docker://docker.io/library/debian:bookworm",
-    { "docker.io", "library/debian", "bookworm", NULL } },
-  { "ubuntu:noble", KP_REF_OCI, "docker://docker.io/library/ubuntu:noble",
-    { "docker.io", "library/ubuntu", "noble", NULL } },
+  { "fedora:41", KP_REF_OCI, "docker://docker.io/library/fedora:41",
+    { "docker.io", "library/fedora", "41", NULL } },
   { "fedora", KP_REF_OCI, "docker://docker.io/library/fedora:latest",
     { "docker.io", "library/fedora", "latest", NULL } },
   { "library/debian:12", KP_REF_OCI, "docker://docker.io/library/debian:12",
@@ -65,8 +63,8 @@ static const valid_case valid_cases[] = {
   { "debian:bookworm@sha256:" H64, KP_REF_OCI,
     "docker://docker.io/library/debian:bookworm@sha256:" H64,
     { "docker.io", "library/debian", "bookworm", "sha256:" H64 } },
-  { "debian:" H128, KP_REF_OCI, "docker://docker.io/library/debian:" H128,
-    { "docker.io", "library/debian", H128, NULL } },
+  { "alpine:" H128, KP_REF_OCI, "docker://docker.io/library/alpine:" H128,
+    { "docker.io", "library/alpine", H128, NULL } },
   { "ghcr.io/o/r@sha512:" H128, KP_REF_OCI, "docker://ghcr.io/o/r@sha512:" H128,
     { "ghcr.io", "o/r", NULL, "sha512:" H128 } },
   /* OCI, explicit */
@@ -126,20 +124,29 @@ static const valid_case valid_cases[] = {
   /* Debian and Ubuntu mirrors */
   { "debian+http://deb.debian.org/debian#bookworm", KP_REF_DEBIAN,
     "debian+http://deb.debian.org/debian#bookworm",
-    { "debian", "bookworm", "http://deb.debian.org/debian", NULL } },
+    { "debian", "bookworm", "http://deb.debian.org/debian", "minbase" } },
   { "debian+https://deb.debian.org/debian/#trixie", KP_REF_DEBIAN,
     "debian+https://deb.debian.org/debian#trixie",
-    { "debian", "trixie", "https://deb.debian.org/debian", NULL } },
-  { "ubuntu+http://archive.ubuntu.com/ubuntu#noble", KP_REF_DEBIAN,
-    "ubuntu+http://archive.ubuntu.com/ubuntu#noble",
-    { "ubuntu", "noble", "http://archive.ubuntu.com/ubuntu", NULL } },
+    { "debian", "trixie", "https://deb.debian.org/debian", "minbase" } },
+  { "debian+http://127.0.0.1:8080/debian#sid/minbase", KP_REF_DEBIAN,
+    "debian+http://127.0.0.1:8080/debian#sid",
+    { "debian", "sid", "http://127.0.0.1:8080/debian", "minbase" } },
+  { "ubuntu+http://archive.ubuntu.com/ubuntu#noble/standard", KP_REF_DEBIAN,
+    "ubuntu+http://archive.ubuntu.com/ubuntu#noble/standard",
+    { "ubuntu", "noble", "http://archive.ubuntu.com/ubuntu", "standard" } },
+  { "debian:bookworm", KP_REF_DEBIAN, "debian:bookworm",
+    { "debian", "bookworm", NULL, "minbase" } },
+  { "debian:trixie/standard", KP_REF_DEBIAN, "debian:trixie/standard",
+    { "debian", "trixie", NULL, "standard" } },
+  { "ubuntu:noble/minbase", KP_REF_DEBIAN, "ubuntu:noble",
+    { "ubuntu", "noble", NULL, "minbase" } },
   /* Aliases */
-  { "debian/bookworm", KP_REF_OCI, "docker://docker.io/library/debian:bookworm",
-    { "docker.io", "library/debian", "bookworm", NULL }, "debian/bookworm" },
-  { "debian", KP_REF_OCI, "docker://docker.io/library/debian:bookworm",
-    { "docker.io", "library/debian", "bookworm", NULL }, "debian" },
-  { "ubuntu", KP_REF_OCI, "docker://docker.io/library/ubuntu:24.04",
-    { "docker.io", "library/ubuntu", "24.04", NULL }, "ubuntu" },
+  { "debian/bookworm", KP_REF_DEBIAN, "debian:bookworm",
+    { "debian", "bookworm", NULL, "minbase" }, "debian/bookworm" },
+  { "debian", KP_REF_DEBIAN, "debian:bookworm",
+    { "debian", "bookworm", NULL, "minbase" }, "debian" },
+  { "ubuntu", KP_REF_DEBIAN, "ubuntu:noble",
+    { "ubuntu", "noble", NULL, "minbase" }, "ubuntu" },
   { "rolling", KP_REF_OCI, "docker://registry.opensuse.org/opensuse/tumbleweed:latest",
     { "registry.opensuse.org", "opensuse/tumbleweed", "latest", NULL }, "rolling" },
   { "opensuse/tumbleweed", KP_REF_OCI, "docker://registry.opensuse.org/opensuse/tumbleweed:latest",
@@ -154,8 +161,8 @@ static const valid_case valid_cases[] = {
     { "registry.fedoraproject.org", "fedora", "41", NULL }, "fedora/41" },
   { "alpine/3.20", KP_REF_OCI, "docker://docker.io/library/alpine:3.20",
     { "docker.io", "library/alpine", "3.20", NULL }, "alpine/3.20" },
-  { "ubuntu/22.04", KP_REF_OCI, "docker://docker.io/library/ubuntu:22.04",
-    { "docker.io", "library/ubuntu", "22.04", NULL }, "ubuntu/22.04" },
+  { "ubuntu/22.04", KP_REF_DEBIAN, "ubuntu:jammy",
+    { "ubuntu", "jammy", NULL, "minbase" }, "ubuntu/22.04" },
   /* An alias family word with a tag is an ordinary repository. */
   { "alpine/git:latest", KP_REF_OCI, "docker://docker.io/alpine/git:latest",
     { "docker.io", "alpine/git", "latest", NULL } },
@@ -184,7 +191,7 @@ kind_fields (const kp_image_ref *r, const char *out[4])
       out[0] = r->server, out[1] = r->distro, out[2] = r->release, out[3] = r->variant;
       break;
     case KP_REF_DEBIAN:
-      out[0] = r->distribution, out[1] = r->suite, out[2] = r->mirror, out[3] = NULL;
+      out[0] = r->distribution, out[1] = r->suite, out[2] = r->mirror, out[3] = r->variant;
       break;
     default:
       out[0] = r->path_or_url, out[1] = r->layout_tag, out[2] = r->expect_digest, out[3] = NULL;
@@ -281,9 +288,13 @@ static const invalid_case invalid_cases[] = {
   { "Debian:bookworm", "uppercase letter 'D' in the repository at character 1", "lowercase" },
   { "docker.io/library/Debian", "uppercase letter 'D' in the repository at character 19", NULL },
   { "docker://", "missing repository at character 10", "docker://docker.io" },
-  { "debian:", "empty tag at character 8", "up to 128" },
-  { "debian:-x", "invalid character '-' in the tag at character 8", NULL },
-  { "debian:" H64 H64 "x", "tag longer than 128", NULL },
+  { "alpine:", "empty tag at character 8", "up to 128" },
+  { "alpine:-x", "invalid character '-' in the tag at character 8", NULL },
+  { "alpine:" H64 H64 "x", "tag longer than 128", NULL },
+  { "debian:", "missing suite (bookworm, trixie, noble, ...) at character 8", "debian:bookworm" },
+  { "debian:-x", "invalid character '-' in the suite at character 8", NULL },
+  { "ubuntu:noble/big", "unknown variant 'big' at character 14", "minbase" },
+  { "debian+http://m/debian#Bookworm", "invalid character 'B' in the suite", NULL },
   { "debian@sha256:abc", "digest has 3 hexadecimal digits, not 64", "sha256:" },
   { "debian@sha256:" H64 "0", "digest has 65 hexadecimal digits, not 64", NULL },
   { "debian@sha256:" "0123456789ABCDEF" H16 H16 H16, "invalid character 'A' in the digest", NULL },

@@ -41,6 +41,10 @@ typedef struct kp_unpack_options
                            directory held before this archive (entries of this archive
                            stay, in whatever order they come); no whiteout is created.
                            Excludes oci_whiteouts. */
+  bool merged_usr;      /* the target has merged /usr (bin, sbin, lib, lib32, lib64, libx32
+                           and libo32 are links into usr/): a member below one of those
+                           names goes below usr/ instead, and a directory member of that
+                           name itself is skipped (what dpkg does through the links) */
   uint64_t max_bytes;   /* total regular-file bytes; 0 = default (64 GiB) */
   uint64_t max_entries; /* 0 = default (4 million) */
 } kp_unpack_options;

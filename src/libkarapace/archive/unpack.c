@@ -490,6 +490,30 @@ unpack_special (unpack *u, struct archive_entry *e, mode_t type, int parent, con
   return 0;
 }
 
+/* Merged /usr: "bin/sh" is "usr/bin/sh" (the links are the target's, never followed). */
+static const char *const merged_usr_dirs[]
+    = { "bin", "sbin", "lib", "lib32", "lib64", "libx32", "libo32", NULL };
+
+static bool
+is_merged_usr_dir (const char *name)
+{
+  for (size_t i = 0; merged_usr_dirs[i]; i++)
+    if (strcmp (name, merged_usr_dirs[i]) == 0)
+      return true;
+  return false;
+}
+
+static void
+merged_usr_rewrite (kp_beneath_path *p)
+{
+  if (p->n == 0 || !is_merged_usr_dir (p->components[0]))
+    return;
+  p->components = xreallocarray (p->components, p->n + 2, sizeof (char *));
+  memmove (p->components + 1, p->components, (p->n + 1) * sizeof (char *));
+  p->components[0] = xstrdup ("usr");
+  p->n++;
+}
+
 static int
 unpack_hardlink (unpack *u, const char *link, int parent, const char *leaf, kp_error **err)
 {
@@ -503,6 +527,8 @@ unpack_hardlink (unpack *u, const char *link, int parent, const char *leaf, kp_e
     }
   if (tp.n == 0)
     return entry_fail (u, err, "hard link to the target directory");
+  if (u->opts.merged_usr)
+    merged_usr_rewrite (&tp);
   /* Reads as: entry "NAME": hard link to "TARGET": <why the target's directory failed>. */
   kp_cleanup_free char *context = xasprintf ("%s\": hard link to \"%s", u->display, shown);
   kp_cleanup_close int tparent
@@ -762,6 +788,12 @@ unpack_entry (unpack *u, struct archive_entry *e, kp_error **err)
       if (link != NULL || type != AE_IFDIR)
         return entry_fail (u, err, "would replace the target directory with a non-directory");
       return unpack_dir (u, e, -1, NULL, "", err);
+    }
+  if (u->opts.merged_usr && is_merged_usr_dir (p.components[0]))
+    {
+      if (p.n == 1 && link == NULL && type == AE_IFDIR)
+        return 0; /* the link to usr/ stands for it */
+      merged_usr_rewrite (&p);
     }
   const char *leaf = p.components[p.n - 1];
   if (u->opts.apply_whiteouts && kp_str_has_prefix (leaf, WHITEOUT_PREFIX))

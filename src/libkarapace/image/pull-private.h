@@ -44,4 +44,7 @@ int kp_pull_url (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err);
 int kp_pull_dir (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err);
 int kp_pull_lxc (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err);
 
+/* bootstrap.c */
+int kp_pull_debian (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err);
+
 #endif

@@ -838,11 +838,10 @@ kp_image_pull (kp_store *store, const kp_image_ref *ref, const kp_pull_options *
       r = kp_pull_lxc (&ctx, out, err);
       break;
     case KP_REF_DEBIAN:
+      r = kp_pull_debian (&ctx, out, err);
+      break;
     default:
-      r = kp_error_set (err, KP_EXIT_FAILURE, "%s: bootstrapping from a Debian or Ubuntu "
-                        "mirror is not built yet", ref->canonical);
-      kp_error_hint (err, "use a registry image (docker://docker.io/library/debian:bookworm) "
-                          "or a local root filesystem (dir://, file://) meanwhile");
+      r = kp_error_set (err, KP_EXIT_FAILURE, "%s: unknown kind of reference", ref->canonical);
       break;
     }
   kp_pull_progress_free (ctx.progress);

@@ -600,7 +600,28 @@ parse_url (parser *p, const char *s, size_t scheme_len, kp_error **err)
   return 0;
 }
 
-/* debian+http(s)://MIRROR/PATH#SUITE; `s` is after "debian+" or "ubuntu+". */
+/* SUITE[/VARIANT] of a Debian or Ubuntu source, from `s` to the end. */
+static int
+parse_suite (parser *p, const char *s, const char *hint, kp_error **err)
+{
+  kp_image_ref *r = p->ref;
+  if (*s == '\0')
+    return fail_at (p, s, err, hint, "missing suite (bookworm, trixie, noble, ...)");
+  const char *slash = strchr (s, '/');
+  const char *end = slash ? slash : s + strlen (s);
+  for (const char *c = s; c < end; c++)
+    if (!(is_lower_alnum (*c) || (c > s && (*c == '.' || *c == '-' || *c == '_'))))
+      return fail_at (p, c, err, hint, "invalid character '%c' in the suite", *c);
+  r->suite = xstrndup (s, (size_t) (end - s));
+  const char *variant = slash ? slash + 1 : "minbase";
+  if (strcmp (variant, "minbase") != 0 && strcmp (variant, "standard") != 0)
+    return fail_at (p, slash + 1, err, "the variants are minbase (the default) and standard",
+                    "unknown variant '%s'", variant);
+  r->variant = xstrdup (variant);
+  return 0;
+}
+
+/* debian+http(s)://MIRROR/PATH#SUITE[/VARIANT]; `s` is after "debian+" or "ubuntu+". */
 static int
 parse_debian (parser *p, const char *distribution, const char *s, size_t scheme_len,
               kp_error **err)
@@ -612,18 +633,38 @@ parse_debian (parser *p, const char *distribution, const char *s, size_t scheme_
     return -1;
   if (*end != '#' || end[1] == '\0')
     return fail_at (p, end, err, hint, "missing '#SUITE' after the mirror");
-  const char *suite = end + 1;
-  for (const char *c = suite; *c; c++)
-    if (!(is_lower_alnum (*c) || (c > suite && (*c == '.' || *c == '-' || *c == '_'))))
-      return fail_at (p, c, err, hint, "invalid character '%c' in the suite", *c);
+  if (parse_suite (p, end + 1, hint, err) < 0)
+    return -1;
   size_t len = (size_t) (end - s);
   while (len > scheme_len && s[len - 1] == '/')
     len--;
   r->mirror = xstrndup (s, len);
-  r->suite = xstrdup (suite);
   r->distribution = xstrdup (distribution);
   r->kind = KP_REF_DEBIAN;
-  r->canonical = xasprintf ("%s+%s#%s", r->distribution, r->mirror, r->suite);
+  bool variant = strcmp (r->variant, "minbase") != 0;
+  r->canonical = xasprintf ("%s+%s#%s%s%s", r->distribution, r->mirror, r->suite,
+                            variant ? "/" : "", variant ? r->variant : "");
+  return 0;
+}
+
+/* debian:SUITE[/VARIANT], ubuntu:SUITE[/VARIANT]: the configured mirror (or the default). */
+static int
+parse_debian_short (parser *p, const char *distribution, const char *s, kp_error **err)
+{
+  kp_image_ref *r = p->ref;
+  kp_cleanup_free char *hint = xasprintf ("for example: %s:%s or %s:%s/standard", distribution,
+                                          strcmp (distribution, "ubuntu") == 0 ? "noble"
+                                                                               : "bookworm",
+                                          distribution,
+                                          strcmp (distribution, "ubuntu") == 0 ? "noble"
+                                                                               : "bookworm");
+  if (parse_suite (p, s, hint, err) < 0)
+    return -1;
+  r->distribution = xstrdup (distribution);
+  r->kind = KP_REF_DEBIAN;
+  bool variant = strcmp (r->variant, "minbase") != 0;
+  r->canonical = xasprintf ("%s:%s%s%s", r->distribution, r->suite, variant ? "/" : "",
+                            variant ? r->variant : "");
   return 0;
 }
 
@@ -633,14 +674,14 @@ static const char *const default_aliases[][2] = {
   { "rolling", "docker://registry.opensuse.org/opensuse/tumbleweed:latest" },
   { "opensuse/tumbleweed", "docker://registry.opensuse.org/opensuse/tumbleweed:latest" },
   { "opensuse/leap", "docker://registry.opensuse.org/opensuse/leap:latest" },
-  { "ubuntu", "docker://docker.io/library/ubuntu:24.04" },
-  { "ubuntu/24.04", "docker://docker.io/library/ubuntu:24.04" },
-  { "ubuntu/22.04", "docker://docker.io/library/ubuntu:22.04" },
-  { "ubuntu/20.04", "docker://docker.io/library/ubuntu:20.04" },
-  { "debian", "docker://docker.io/library/debian:bookworm" },
-  { "debian/bookworm", "docker://docker.io/library/debian:bookworm" },
-  { "debian/trixie", "docker://docker.io/library/debian:trixie" },
-  { "debian/sid", "docker://docker.io/library/debian:sid" },
+  { "ubuntu", "ubuntu:noble" },
+  { "ubuntu/24.04", "ubuntu:noble" },
+  { "ubuntu/22.04", "ubuntu:jammy" },
+  { "ubuntu/20.04", "ubuntu:focal" },
+  { "debian", "debian:bookworm" },
+  { "debian/bookworm", "debian:bookworm" },
+  { "debian/trixie", "debian:trixie" },
+  { "debian/sid", "debian:sid" },
   { "fedora/40", "docker://registry.fedoraproject.org/fedora:40" },
   { "fedora/41", "docker://registry.fedoraproject.org/fedora:41" },
   { "fedora/42", "docker://registry.fedoraproject.org/fedora:42" },
@@ -836,6 +877,9 @@ parse_any (parser *p, const char *manifest_dir, const kp_image_aliases *aliases,
           return fail_at (p, u, err, "for example: debian+http://deb.debian.org/debian#bookworm",
                           "a %s mirror is an http:// or https:// URL", distributions[i]);
         }
+      /* debian:SUITE; "debian:TAG@DIGEST" stays a pinned Docker Hub name. */
+      if (strncmp (s, distributions[i], n) == 0 && s[n] == ':' && strchr (s, '@') == NULL)
+        return parse_debian_short (p, distributions[i], s + n + 1, err);
     }
   const char *scheme = strstr (s, "://");
   if (scheme != NULL)

@@ -19,7 +19,8 @@ typedef enum kp_ref_kind
   KP_REF_DIR,        /* dir:///ABS, or a plain path without a tarball suffix */
   KP_REF_OCI_LAYOUT, /* oci-layout:///ABS[:TAG] */
   KP_REF_URL,        /* http(s)://HOST/PATH[#sha256=HEX|#blake3=HEX] */
-  KP_REF_DEBIAN,     /* debian+http(s)://MIRROR/PATH#SUITE, ubuntu+http(s)://…#SUITE */
+  KP_REF_DEBIAN,     /* debian+http(s)://MIRROR/PATH#SUITE[/VARIANT], ubuntu+…, and
+                        debian:SUITE[/VARIANT], ubuntu:SUITE[/VARIANT] */
 } kp_ref_kind;
 
 typedef struct kp_image_ref
@@ -38,7 +39,7 @@ typedef struct kp_image_ref
   char *server;  /* "images.linuxcontainers.org" by default */
   char *distro;  /* "ubuntu" */
   char *release; /* "noble" */
-  char *variant; /* "default" by default */
+  char *variant; /* LXC: "default" by default; Debian: "minbase" (default) or "standard" */
 
   /* KP_REF_FILE, KP_REF_DIR, KP_REF_OCI_LAYOUT, KP_REF_URL */
   char *path_or_url;   /* absolute, normalised path; or the URL without its fragment */
@@ -48,7 +49,8 @@ typedef struct kp_image_ref
   /* KP_REF_DEBIAN */
   char *distribution; /* "debian" or "ubuntu" */
   char *suite;        /* "bookworm" */
-  char *mirror;       /* "http://deb.debian.org/debian" (no trailing slash) */
+  char *mirror;       /* "http://deb.debian.org/debian" (no trailing slash); NULL for
+                         debian:SUITE (the configured mirror, else the default) */
 
   char *alias; /* the alias the reference came from, or NULL */
 } kp_image_ref;

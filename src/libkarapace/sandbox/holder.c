@@ -485,7 +485,7 @@ limits_asked (const kp_cgroup_limits *l)
 kp_holder *
 kp_holder_start (const kp_sandbox_spec *spec, kp_error **err)
 {
-  if (spec->layers == NULL || spec->layers[0] == NULL)
+  if ((spec->layers == NULL || spec->layers[0] == NULL) == (spec->rootfs == NULL))
     {
       kp_error_set (err, KP_EXIT_USAGE, "no root filesystem to run");
       return NULL;

@@ -600,8 +600,11 @@ kp_rootfs_setup_run (kp_rootfs_setup *setup, kp_error **err)
   held h = { 0 };
   int ret = -1;
   size_t n_layers = 0;
-  while (spec->layers[n_layers])
+  while (spec->layers && spec->layers[n_layers])
     n_layers++;
+  /* A directory used as the root itself: no overlay, no upper directory. */
+  bool direct = spec->rootfs != NULL;
+  int direct_fd = -1;
   size_t n_devices = 0;
   while (spec->devices && spec->devices[n_devices])
     n_devices++;
@@ -618,6 +621,8 @@ kp_rootfs_setup_run (kp_rootfs_setup *setup, kp_error **err)
   for (size_t i = 0; i < n_layers; i++)
     if ((layer_fds[i] = open_host_path (&h, spec->layers[i], "layer", err)) < 0)
       goto out;
+  if (direct && (direct_fd = clone_host_tree (&h, spec->rootfs, "root filesystem", err)) < 0)
+    goto out;
   for (size_t i = 0; i < spec->n_binds; i++)
     if ((bind_fds[i] = clone_host_tree (&h, spec->binds[i].source, "bind source", err)) < 0)
       goto out;
@@ -643,7 +648,7 @@ kp_rootfs_setup_run (kp_rootfs_setup *setup, kp_error **err)
     }
 
   /* 2. The scratch tmpfs, over the top layer's path in this namespace only. */
-  const char *scratch = spec->layers[0];
+  const char *scratch = direct ? spec->rootfs : spec->layers[0];
   if (mount ("karapace", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
     {
       mount_error (err, errno, "the scratch tmpfs", scratch);
@@ -655,13 +660,13 @@ kp_rootfs_setup_run (kp_rootfs_setup *setup, kp_error **err)
       goto out;
     }
   if (mkdirat (scratch_fd, "root", 0755) < 0
-      || (!spec->upper && (mkdirat (scratch_fd, "upper", 0755) < 0
+      || (!spec->upper && !direct && (mkdirat (scratch_fd, "upper", 0755) < 0
                            || mkdirat (scratch_fd, "work", 0755) < 0)))
     {
       kp_error_errno (err, errno, "create the scratch directories");
       goto out;
     }
-  if (!spec->upper)
+  if (!spec->upper && !direct)
     {
       /* The overlay's root takes its owner and mode from the upper directory: give it the
        * top layer's, or a rootfs your own user may write in would turn root's. */
@@ -685,17 +690,25 @@ kp_rootfs_setup_run (kp_rootfs_setup *setup, kp_error **err)
           = hold (&h, write_scratch_file (scratch_fd, "resolv.conf", setup->resolv, err)))
              < 0)
     goto out;
-  if (upper_fd < 0 || work_fd < 0 || root_fd < 0)
+  if ((!direct && (upper_fd < 0 || work_fd < 0)) || root_fd < 0)
     {
       kp_error_errno (err, errno, "open the scratch directories");
       goto out;
     }
 
-  /* 3. The overlay, then pivot into it. */
-  lowerdir = overlay_lowerdir (layer_fds, n_layers);
+  /* 3. The overlay (or the root directory itself), then pivot into it. */
   char root_path[FD_PATH_MAX];
   fd_path (root_path, root_fd);
   int kernel_errno = 0;
+  if (direct)
+    {
+      kp_cleanup_free char *mount_point = xasprintf ("%s/root", scratch);
+      if (attach_tree (direct_fd, mount_point, err) < 0)
+        goto out;
+      snprintf (setup->overlay_used, sizeof setup->overlay_used, "none");
+      goto mounted;
+    }
+  lowerdir = overlay_lowerdir (layer_fds, n_layers);
   bool kernel_ok = spec->overlay != KP_OVERLAY_FUSE
                    && mount_kernel_overlay (lowerdir, upper_fd, work_fd, root_path, &kernel_errno)
                           == 0;
@@ -728,6 +741,7 @@ kp_rootfs_setup_run (kp_rootfs_setup *setup, kp_error **err)
         }
       snprintf (setup->overlay_used, sizeof setup->overlay_used, "fuse");
     }
+mounted:
   /* The overlay mounted over the descriptor's directory: enter the mount on top of it. */
   /* By name, so that the lookup crosses into the overlay mounted there (a descriptor's
    * magic link would land on the directory under it). */

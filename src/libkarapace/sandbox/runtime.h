@@ -52,7 +52,9 @@ const char *kp_overlay_driver_name (kp_overlay_driver driver);
 typedef struct kp_sandbox_spec
 {
   const char *const *layers; /* lower directories, topmost first, NULL-terminated; never
-                                written */
+                                written; NULL with rootfs */
+  const char *rootfs;        /* instead of layers: this directory itself is the root,
+                                read-write, with no overlay (building a base tree) */
   const char *upper;         /* persistent upper directory, or NULL for a throw-away one on
                                 tmpfs */
   const char *work;          /* overlay work directory beside upper (same filesystem) */

@@ -182,9 +182,18 @@ keep_image_object (const char *id, void *data)
   set_add (m->objects, id);
 }
 
-static int
-mark (kp_store *store, id_set *layers, id_set *objects, uint64_t *envs, kp_error **err)
+static void
+keep_cached_object (const char *id, void *data)
 {
+  set_add (data, id);
+}
+
+static int
+mark (kp_store *store, id_set *layers, id_set *objects, uint64_t *envs, bool keep_cache,
+      kp_error **err)
+{
+  if (keep_cache && kp_store_cache_mark (store, keep_cached_object, objects, err) < 0)
+    return kp_error_prefix (err, "gc stopped before deleting anything");
   /* Image records keep their layer and blobs: a pulled image stays cached until it is
      removed with 'karapace images rm' or 'prune'. */
   image_marks im = { store, layers, objects, NULL };
@@ -305,7 +314,7 @@ kp_store_gc (kp_store *store, const kp_store_gc_options *opts, kp_store_gc_repor
     return -1;
   id_set live_layers = { 0 }, live_objects = { 0 };
   kp_cleanup_strv char **dirs = NULL;
-  int r = mark (store, &live_layers, &live_objects, &report->live_envs, err);
+  int r = mark (store, &live_layers, &live_objects, &report->live_envs, !opts->drop_cache, err);
   if (r < 0)
     {
       kp_error_prefix (err, "gc: nothing was deleted");
@@ -382,6 +391,10 @@ kp_store_gc (kp_store *store, const kp_store_gc_options *opts, kp_store_gc_repor
   sweep_ctx c = { store, opts, report, &live_objects };
   r = kp_store_foreach_object (store, sweep_object, &c, err);
   if (r < 0)
+    goto out;
+  /* Then the cache records naming what went (dry run: nothing went). */
+  if (!opts->dry_run && !report->interrupted
+      && (r = kp_store_cache_sweep (store, false, NULL, err)) < 0)
     goto out;
   r = 0;
 out:

@@ -242,6 +242,44 @@ kp_store_layer_read (kp_store *store, const char *digest, kp_layer_info *info, k
 
 /* ---- creating a layer ---- */
 
+/* Give the finished layer in tmp/<tmpname> (a "tree" and nothing else yet) its record and
+ * its name; an existing layer with the same digest wins. Removes tmp/<tmpname> on every
+ * path but success. */
+static int
+adopt_layer (kp_store *store, const char *tmpname, int dirfd, const kp_layer_info *info,
+             const char *const *tars, kp_error **err)
+{
+  struct stat st;
+  if (fstatat (store->layers_fd, info->tree_digest, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    {
+      /* Already there: the same digest names the same tree. */
+      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
+      return 0;
+    }
+  if (write_record (store, dirfd, info, tars, err) < 0)
+    {
+      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
+      return -1;
+    }
+  kp_cleanup_free char *undo = xasprintf ("layers/%s", info->tree_digest);
+  kp_cleanup_store_txn kp_store_txn *txn = kp_store_txn_begin (store, "create layer", err);
+  if (txn == NULL || kp_store_txn_undo_remove (txn, undo, err) < 0)
+    {
+      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
+      return -1;
+    }
+  if (renameat (store->tmp_fd, tmpname, store->layers_fd, info->tree_digest) < 0)
+    {
+      int saved = errno;
+      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
+      return kp_store_fail_errno (err, saved, "cannot move layer %.12s into place",
+                                  info->tree_digest);
+    }
+  if (kp_store_fsync_dir (store->layers_fd, "layers", err) < 0)
+    return -1;
+  return kp_store_txn_commit (kp_steal_pointer (&txn), err);
+}
+
 static int
 layer_from_tars (kp_store *store, const char *const *tar_ids, size_t n, bool flatten,
                  kp_layer_kind kind, const char *parent, char digest[KP_BLAKE3_HEX_LEN + 1],
@@ -309,36 +347,7 @@ layer_from_tars (kp_store *store, const char *const *tar_ids, size_t n, bool fla
   snprintf (info.parent, sizeof info.parent, "%s", parent ? parent : "");
   snprintf (info.tar, sizeof info.tar, "%s", tar_ids[0]);
   memcpy (digest, info.tree_digest, KP_BLAKE3_HEX_LEN + 1);
-
-  struct stat st;
-  if (fstatat (store->layers_fd, info.tree_digest, &st, AT_SYMLINK_NOFOLLOW) == 0)
-    {
-      /* Already there: the same digest names the same tree. */
-      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
-      return 0;
-    }
-  if (write_record (store, dirfd, &info, tar_ids, err) < 0)
-    {
-      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
-      return -1;
-    }
-  kp_cleanup_free char *undo = xasprintf ("layers/%s", info.tree_digest);
-  kp_cleanup_store_txn kp_store_txn *txn = kp_store_txn_begin (store, "create layer", err);
-  if (txn == NULL || kp_store_txn_undo_remove (txn, undo, err) < 0)
-    {
-      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
-      return -1;
-    }
-  if (renameat (store->tmp_fd, tmpname, store->layers_fd, info.tree_digest) < 0)
-    {
-      int saved = errno;
-      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
-      return kp_store_fail_errno (err, saved, "cannot move layer %.12s into place",
-                                  info.tree_digest);
-    }
-  if (kp_store_fsync_dir (store->layers_fd, "layers", err) < 0)
-    return -1;
-  return kp_store_txn_commit (kp_steal_pointer (&txn), err);
+  return adopt_layer (store, tmpname, dirfd, &info, tar_ids, err);
 }
 
 int
@@ -375,4 +384,81 @@ kp_store_layer_exists (kp_store *store, const char *digest, kp_error **err)
   if (errno == ENOENT)
     return 0;
   return kp_store_fail_errno (err, errno, "cannot look at layer %.12s", digest);
+}
+
+/* ---- building a layer in place ---- */
+
+typedef struct finish_call
+{
+  int dirfd; /* the directory holding "tree" */
+  shared_result *out;
+} finish_call;
+
+static int
+finish_in_namespace (void *data, kp_error **err)
+{
+  finish_call *c = data;
+  kp_cleanup_close int tree = openat (c->dirfd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW
+                                      | O_CLOEXEC);
+  if (tree < 0)
+    return kp_error_errno (err, errno, "open the new tree");
+  uint8_t d[KP_BLAKE3_OUT_LEN];
+  if (kp_tree_digest (c->dirfd, "tree", d, NULL, NULL, err) < 0)
+    return -1;
+  if (syncfs (tree) < 0)
+    return kp_error_errno (err, errno, "sync the new tree");
+  kp_blake3_to_hex (d, c->out->digest);
+  c->out->bytes = kp_store_du_at (c->dirfd, "tree");
+  return 0;
+}
+
+typedef struct prepare_call
+{
+  int dirfd;
+} prepare_call;
+
+static int
+prepare_in_namespace (void *data, kp_error **err)
+{
+  prepare_call *c = data;
+  /* Made as ourselves, which inside is our own id: a root filesystem is root's. */
+  if (fchownat (c->dirfd, "tree", 0, 0, AT_SYMLINK_NOFOLLOW) < 0)
+    return kp_error_errno (err, errno, "give the new tree to root");
+  return 0;
+}
+
+int
+kp_store_layer_build (kp_store *store, kp_layer_kind kind, kp_layer_build_fn fn, void *data,
+                      char digest[KP_BLAKE3_HEX_LEN + 1], kp_error **err)
+{
+  if (kp_store_require_writable (store, "create a layer", err) < 0)
+    return -1;
+  kp_cleanup_free char *tmpname = NULL;
+  if (kp_store_tmp_mkdir (store, &tmpname, err) < 0)
+    return -1;
+  kp_cleanup_close int dirfd = openat (store->tmp_fd, tmpname,
+                                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dirfd < 0 || mkdirat (dirfd, "tree", 0755) < 0)
+    return kp_store_fail_errno (err, errno, "cannot prepare a layer in '%s/tmp'", store->path);
+  prepare_call pc = { dirfd };
+  kp_cleanup_free char *tree = xasprintf ("%s/tmp/%s/tree", store->path, tmpname);
+  if (kp_userns_run (prepare_in_namespace, &pc, err) < 0 || fn (tree, data, err) < 0)
+    {
+      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
+      return -1;
+    }
+  shared_result *res = shared_new ();
+  finish_call fc = { dirfd, res };
+  int r = kp_userns_run (finish_in_namespace, &fc, err);
+  kp_layer_info info = { .kind = kind, .size = res->bytes };
+  memcpy (info.tree_digest, res->digest, sizeof info.tree_digest);
+  shared_free (res);
+  if (r < 0)
+    {
+      kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
+      kp_error_prefix (err, "digest the new layer");
+      return kp_store_wrap (err, NULL);
+    }
+  memcpy (digest, info.tree_digest, KP_BLAKE3_HEX_LEN + 1);
+  return adopt_layer (store, tmpname, dirfd, &info, NULL, err);
 }

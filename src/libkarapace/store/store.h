@@ -216,6 +216,14 @@ int kp_store_layer_from_tar (kp_store *store, const char *tar_id, kp_layer_kind 
 int kp_store_layer_from_tars (kp_store *store, const char *const *tar_ids, size_t n,
                               kp_layer_kind kind, const char *parent,
                               char digest[KP_BLAKE3_HEX_LEN + 1], kp_error **err);
+/* Build a layer in place: fn fills `tree`, an empty directory in the store's tmp/ owned by
+ * root of the store's user namespace, however it needs to (in that namespace, in a
+ * sandbox whose root it is); then the tree is digested and synced in the namespace and
+ * becomes a layer as kp_store_layer_from_tar's do (journaled; an existing layer with the
+ * same digest is kept). Its record names no archive. When fn fails, nothing stays. */
+typedef int (*kp_layer_build_fn) (const char *tree, void *data, kp_error **err);
+int kp_store_layer_build (kp_store *store, kp_layer_kind kind, kp_layer_build_fn fn,
+                          void *data, char digest[KP_BLAKE3_HEX_LEN + 1], kp_error **err);
 /* Does layer `digest` exist? 1 yes, 0 no, -1 error. */
 int kp_store_layer_exists (kp_store *store, const char *digest, kp_error **err);
 /* Read and verify a layer's record. */
@@ -268,6 +276,24 @@ int kp_store_image_tag_remove (kp_store *store, const char *reference, kp_error 
 /* All tags: an array of {"reference","digest","resolved"} sorted by reference. */
 json_t *kp_store_image_tags (kp_store *store, kp_error **err);
 
+/* ---- Cache index: cache/<blake3 of a key> names an object ----
+ *
+ * Finds an object by what its source calls it ("sha256:HEX" for a downloaded package or
+ * index, "inrelease:MIRROR#SUITE"). gc keeps what the index names (a package cache that
+ * outlives the images made from it, for later builds and --offline) unless asked to drop
+ * it (drop_cache); then it sweeps the records naming what went. A record whose object is
+ * missing or which is damaged is a miss. */
+int kp_store_cache_set (kp_store *store, const char *key, const char *object_id,
+                        kp_error **err);
+/* 1 and id when the key names an object present, 0 when not, -1 on error. */
+int kp_store_cache_get (kp_store *store, const char *key, char id[KP_STORE_OBJECT_ID_LEN + 1],
+                        kp_error **err);
+/* Call keep(id) for each object a record names (gc). */
+int kp_store_cache_mark (kp_store *store, void (*keep) (const char *, void *), void *data,
+                         kp_error **err);
+/* Remove records whose object is gone (gc calls it after its sweep). */
+int kp_store_cache_sweep (kp_store *store, bool dry_run, uint64_t *removed, kp_error **err);
+
 /* ---- Journal: rollback steps written before the side effects ---- */
 
 typedef struct kp_store_txn kp_store_txn;
@@ -288,6 +314,7 @@ void kp_store_txn_abortp (kp_store_txn **txn);
 typedef struct kp_store_gc_options
 {
   bool dry_run;
+  bool drop_cache; /* also free what only the cache index names (the package cache) */
   /* When set and non-zero, gc stops between two deletions; the store stays consistent. */
   volatile sig_atomic_t *cancel;
 } kp_store_gc_options;
