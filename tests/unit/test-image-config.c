@@ -62,7 +62,7 @@ assert_defaults (const kp_image_config *c)
   assert_null (kp_image_config_registry (c, "docker.io"));
   assert_non_null (c->aliases);
   assert_string_equal (kp_image_aliases_lookup (c->aliases, "debian/bookworm"),
-                       "docker://docker.io/library/debian:bookworm");
+                       "debian:bookworm");
 }
 
 static void
