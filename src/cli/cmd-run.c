@@ -7,6 +7,9 @@
 #include "commands.h"
 
 #include "base/fs.h"
+#include "image/image-config.h"
+#include "image/pull.h"
+#include "store/store.h"
 #include "policy/policy.h"
 #include "sandbox/environ.h"
 #include "sandbox/runtime.h"
@@ -40,11 +43,14 @@ enum
   OPT_POLICY,
   OPT_SESSION,
   OPT_STOP,
+  OPT_IMAGE,
 };
 
 typedef struct run_options
 {
   const char *rootfs;
+  const char *image;  /* a base image in the store (its layer becomes the root) */
+  char *image_tree;   /* that layer's tree */
   char **mounts; /* HOST:CONTAINER[:ro|:rw] as given */
   size_t n_mounts;
   char **devices;
@@ -74,6 +80,7 @@ run_options_clear (run_options *o)
   kp_strv_free (o->mounts);
   kp_strv_free (o->devices);
   kp_strv_free (o->env);
+  free (o->image_tree);
 }
 
 static int
@@ -260,6 +267,7 @@ parse_options (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv, ru
   static const struct option options[] = {
     KP_CLI_COMMON_LONG_OPTIONS,
     { "rootfs", required_argument, NULL, OPT_ROOTFS },
+    { "image", required_argument, NULL, OPT_IMAGE },
     { "mount", required_argument, NULL, OPT_MOUNT },
     { "device", required_argument, NULL, OPT_DEVICE },
     { "gpu", no_argument, NULL, OPT_GPU },
@@ -287,6 +295,9 @@ parse_options (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv, ru
       {
       case OPT_ROOTFS:
         o->rootfs = optarg;
+        break;
+      case OPT_IMAGE:
+        o->image = optarg;
         break;
       case OPT_MOUNT:
         push (&o->mounts, &o->n_mounts, optarg);
@@ -380,11 +391,47 @@ parse_options (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv, ru
         return kp_cli_usage_error (cli, cmd, "--stop takes no command");
       return KP_CLI_CONTINUE;
     }
-  if (o->rootfs == NULL && o->session == NULL)
-    return kp_cli_usage_error (cli, cmd, "--rootfs DIR is required");
+  if (o->rootfs && o->image)
+    return kp_cli_usage_error (cli, cmd, "--rootfs and --image exclude each other");
+  if (o->rootfs == NULL && o->image == NULL && o->session == NULL)
+    return kp_cli_usage_error (cli, cmd, "--rootfs DIR or --image REF is required");
   if (optind >= argc)
     return kp_cli_usage_error (cli, cmd, "no command given: karapace run --rootfs DIR -- CMD");
   return KP_CLI_CONTINUE;
+}
+
+/* The layer of a base image in the store, by reference or digest (aliases resolved). */
+static kp_store *
+open_image_layer (kp_cli *cli, run_options *o, kp_error **err)
+{
+  kp_image_config config = { 0 };
+  if (kp_image_config_load (NULL, &config, err) < 0)
+    return NULL;
+  kp_store_open_options so = { .flags = KP_STORE_READ, .on_wait = kp_cli_store_wait,
+                               .user_data = cli };
+  kp_store *store = kp_store_open_with (cli->store, &so, err);
+  kp_cleanup_free char *digest = store ? kp_image_find (store, o->image, config.aliases, err)
+                                       : NULL;
+  kp_image_config_clear (&config);
+  if (digest == NULL)
+    {
+      if (store && err && *err && strstr ((*err)->message, "no image"))
+        {
+          kp_error_free (kp_steal_pointer (err));
+          kp_error_set (err, KP_EXIT_FAILURE, "the image %s is not in the store", o->image);
+          kp_error_hint (err, "fetch it first: karapace images pull %s", o->image);
+        }
+      kp_store_close (store);
+      return NULL;
+    }
+  kp_cleanup_image_record kp_image_record *rec = kp_store_image_read (store, digest, err);
+  if (rec == NULL)
+    {
+      kp_store_close (store);
+      return NULL;
+    }
+  o->image_tree = xasprintf ("%s/layers/%s/tree", kp_store_path (store), rec->tree_digest);
+  return store;
 }
 
 static void
@@ -513,13 +560,13 @@ open_session (kp_cli *cli, const run_options *o, char **state_dir, kp_holder **h
       kp_cli_info (cli, "stopped session %s", o->session);
       return 1;
     }
-  if (*h == NULL && o->rootfs == NULL)
+  if (*h == NULL && o->rootfs == NULL && o->image == NULL)
     {
       kp_error_set (err, KP_EXIT_RUNTIME, "no session %s is running", o->session);
-      kp_error_hint (err, "start it with --rootfs DIR");
+      kp_error_hint (err, "start it with --rootfs DIR or --image REF");
       return -1;
     }
-  if (*h != NULL && (o->rootfs || o->n_mounts || o->n_devices || o->gpu || o->audio))
+  if (*h != NULL && (o->rootfs || o->image || o->n_mounts || o->n_devices || o->gpu || o->audio))
     kp_cli_warn (cli,
                  "session %s runs already: its root filesystem, mounts and devices stay as "
                  "they were",
@@ -547,8 +594,16 @@ kp_cmd_run (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
   kp_cleanup_strv char **env = NULL;
   kp_holder *h = NULL;
   kp_cleanup_policy kp_policy *policy = kp_policy_load (o.policy, &err);
+  /* Held (shared) for the whole run: gc waits rather than take the layer away. */
+  kp_cleanup_store kp_store *store = NULL;
   if (policy == NULL)
     goto fail;
+  if (o.image)
+    {
+      if ((store = open_image_layer (cli, &o, &err)) == NULL)
+        goto fail;
+      o.rootfs = o.image_tree;
+    }
   if (o.session)
     {
       int r = open_session (cli, &o, &state_dir, &h, &err);

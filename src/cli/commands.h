@@ -57,7 +57,8 @@ KP_CMD_DECLARE (pin);
   "gpgv and keyrings, XDG_RUNTIME_DIR, the store. Exits 1 when a check fails.\n"
 
 #define KP_CMD_RUN_HELP                                                                       \
-  "Runs CMD in a throw-away sandbox over the root filesystem DIR, which is never changed:\n"  \
+  "Runs CMD in a throw-away sandbox over the root filesystem DIR (or a base image of the\n"  \
+  "store, --image), which is never changed:\n"                                                  \
   "writes go to a temporary layer that disappears with the run. The sandbox has its own\n"   \
   "user, mount, pid, uts, ipc and cgroup namespaces (and network, unless --network host);\n" \
   "you keep your own uid and gid inside, and ids 0-65535 exist when you have subordinate\n"  \
@@ -65,7 +66,9 @@ KP_CMD_DECLARE (pin);
   "visible unless allowed. The environment is rebuilt from the policy's allow-list.\n"       \
   "Exits with CMD's status (128+N when signal N killed it, 127 when it is not found).\n\n"    \
   "Options:\n"                                                                                \
-  "      --rootfs DIR          the root filesystem (required)\n"                             \
+  "      --rootfs DIR          the root filesystem\n"                                         \
+  "      --image REF           or the layer of a pulled base image (debian/bookworm, a\n"     \
+  "                            digest; see 'karapace images')\n"                               \
   "      --mount HOST:PATH[:ro]  bind HOST (within the mount allow-list) at PATH\n"          \
   "      --device PATH         expose a host device node allowed by the policy\n"            \
   "      --gpu, --audio        expose /dev/dri, /dev/snd (when the policy allows them)\n"    \
