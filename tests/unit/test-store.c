@@ -849,6 +849,124 @@ test_layer_owners (void **state)
   assert_int_equal (verify_problems (s), 0);
 }
 
+/* ---- the cache index ---- */
+
+static void
+test_cache_index (void **state)
+{
+  kp_cleanup_store kp_store *s = open_store (state, KP_STORE_WRITE);
+  kp_error *err = NULL;
+  char obj[65], got[65];
+  assert_int_equal (kp_store_put (s, "a package", 9, obj, &err), 0);
+  assert_int_equal (kp_store_cache_get (s, "sha256:1234", got, &err), 0);
+  assert_int_equal (kp_store_cache_set (s, "sha256:1234", obj, &err), 0);
+  assert_int_equal (kp_store_cache_get (s, "sha256:1234", got, &err), 1);
+  assert_string_equal (got, obj);
+  assert_int_equal (kp_store_cache_get (s, "sha256:12345", got, &err), 0);
+  assert_int_equal (kp_store_cache_set (s, "sha256:1234", "not an id", &err), -1);
+  kp_error_free (err);
+  err = NULL;
+
+  /* gc keeps what the index names... */
+  kp_store_gc_report rep;
+  assert_int_equal (kp_store_gc (s, NULL, &rep, &err), 0);
+  assert_int_equal (rep.freed_objects, 0);
+  kp_store_gc_report_clear (&rep);
+  assert_int_equal (kp_store_has (s, obj, &err), 1);
+  /* ...until told to drop the cache: then the object and its record go. */
+  kp_store_gc_options drop = { .drop_cache = true };
+  assert_int_equal (kp_store_gc (s, &drop, &rep, &err), 0);
+  assert_int_equal (rep.freed_objects, 1);
+  kp_store_gc_report_clear (&rep);
+  assert_int_equal (kp_store_has (s, obj, &err), 0);
+  assert_int_equal (kp_store_cache_get (s, "sha256:1234", got, &err), 0);
+  uint8_t d[KP_BLAKE3_OUT_LEN];
+  char name[KP_BLAKE3_HEX_LEN + 1];
+  kp_blake3_hash ("sha256:1234", 11, d);
+  kp_blake3_to_hex (d, name);
+  kp_cleanup_free char *record = xasprintf ("%s/store/cache/%s", (char *) *state, name);
+  assert_int_equal (access (record, F_OK), -1);
+
+  /* A damaged record is a miss, not an error. */
+  assert_int_equal (kp_store_put (s, "a package", 9, obj, &err), 0);
+  assert_int_equal (kp_store_cache_set (s, "sha256:1234", obj, &err), 0);
+  flip_byte (record, 20);
+  assert_int_equal (kp_store_cache_get (s, "sha256:1234", got, &err), 0);
+  assert_null (err);
+  assert_int_equal (verify_problems (s), 0);
+}
+
+/* ---- layers built in place ---- */
+
+typedef struct fill_call
+{
+  const char *tree, *text;
+} fill_call;
+
+static int
+fill_in_namespace (void *data, kp_error **err)
+{
+  fill_call *c = data;
+  kp_cleanup_free char *path = xasprintf ("%s/hello", c->tree);
+  return kp_file_write_atomic (path, c->text, strlen (c->text), 0644, true, err);
+}
+
+/* The tree is root's of the store's namespace: written from inside it. */
+static int
+fill_tree (const char *tree, void *data, kp_error **err)
+{
+  fill_call c = { tree, data };
+  return kp_userns_run (fill_in_namespace, &c, err);
+}
+
+static int
+fail_tree (const char *tree, void *data, kp_error **err)
+{
+  fill_tree (tree, data, NULL);
+  return kp_error_set (err, KP_EXIT_FAILURE, "the build failed");
+}
+
+static void
+test_layer_build (void **state)
+{
+  kp_cleanup_store kp_store *s = open_store (state, KP_STORE_WRITE);
+  kp_error *err = NULL;
+  char digest[KP_BLAKE3_HEX_LEN + 1];
+  if (kp_store_layer_build (s, KP_LAYER_BASE, fill_tree, (void *) "world\n", digest, &err) < 0)
+    fail_msg ("build: %s", err->message);
+  assert_int_equal (kp_store_layer_exists (s, digest, &err), 1);
+  kp_layer_info info;
+  assert_int_equal (kp_store_layer_read (s, digest, &info, &err), 0);
+  assert_string_equal (info.tar, "");
+  assert_int_equal (info.size, 6);
+  kp_cleanup_free char *file = xasprintf ("%s/store/layers/%s/tree/hello", (char *) *state,
+                                          digest);
+  size_t len;
+  kp_cleanup_free char *text = kp_file_read (file, 100, &len, &err);
+  assert_non_null (text);
+  assert_string_equal (text, "world\n");
+  /* The same tree again: the same digest, the layer kept. */
+  char again[KP_BLAKE3_HEX_LEN + 1];
+  assert_int_equal (kp_store_layer_build (s, KP_LAYER_BASE, fill_tree, (void *) "world\n",
+                                          again, &err), 0);
+  assert_string_equal (again, digest);
+
+  /* A failed build leaves nothing. */
+  assert_int_equal (kp_store_layer_build (s, KP_LAYER_BASE, fail_tree, (void *) "other\n",
+                                          again, &err), -1);
+  assert_non_null (strstr (err->message, "the build failed"));
+  kp_error_free (err);
+  err = NULL;
+  kp_cleanup_free char *tmp = xasprintf ("%s/store/tmp", (char *) *state);
+  kp_cleanup_dir DIR *d = opendir (tmp);
+  assert_non_null (d);
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    if (strcmp (de->d_name, ".") && strcmp (de->d_name, ".."))
+      fail_msg ("left in tmp/: %s", de->d_name);
+  assert_int_equal (verify_problems (s), 0);
+}
+
 int
 main (void)
 {
@@ -866,6 +984,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_gc, setup, teardown),
     cmocka_unit_test_setup_teardown (test_layers, setup, teardown),
     cmocka_unit_test_setup_teardown (test_layer_owners, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_cache_index, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_layer_build, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
