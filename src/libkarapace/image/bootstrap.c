@@ -767,15 +767,16 @@ dpkg_run (kp_holder *h, bootstrap *b, int round, kp_error **err)
   kp_session_spec s = { .argv = argv, .envp = envp, .as_root = true,
                         .seccomp = KP_SECCOMP_DEFAULT, .no_tty_control = true };
   int status = 0;
-  char label[64];
+  char label[64], detail[64];
   if (essential)
-    snprintf (label, sizeof label, "dpkg: the Essential set");
+    snprintf (label, sizeof label, "install (Essential)");
   else
-    snprintf (label, sizeof label, "dpkg: round %d of %d", round, b->rounds);
-  kp_pull_progress_report (label, 0, count, false, b->ctx->progress);
+    snprintf (label, sizeof label, "install (%d of %d)", round, b->rounds);
+  snprintf (detail, sizeof detail, "%zu package%s, with dpkg", count, count == 1 ? "" : "s");
+  kp_pull_progress_step (label, detail, false, b->ctx->progress);
   if (kp_holder_join (h, &s, &status, err) < 0)
     return -1;
-  kp_pull_progress_report (label, count, count, true, b->ctx->progress);
+  kp_pull_progress_step (label, detail, true, b->ctx->progress);
   if (status != 0)
     {
       kp_cleanup_free char *log_path = xasprintf ("%s%s", b->tree, LOG_FILE);
@@ -961,14 +962,23 @@ build_tree (const char *tree, void *data, kp_error **err)
   int r = link_debs (b, err);
   if (r == 0)
     {
-      kp_pull_progress_report ("unpack", 0, 1, false, b->ctx->progress);
+      size_t n_essential = 0;
+      for (size_t i = 0; i < b->n; i++)
+        n_essential += b->debs[i].essential;
+      char detail[64];
+      snprintf (detail, sizeof detail, "%zu Essential packages", n_essential);
+      kp_pull_progress_step ("unpack", detail, false, b->ctx->progress);
       r = kp_userns_run (stage1, b, err);
-      kp_pull_progress_report ("unpack", 1, 1, true, b->ctx->progress);
+      kp_pull_progress_step ("unpack", detail, r == 0, b->ctx->progress);
     }
   if (r == 0)
     r = stage2 (b, err);
   if (r == 0)
-    r = kp_userns_run (stage3, b, err);
+    {
+      kp_pull_progress_step ("clean up", "logs, caches, mount points", false, b->ctx->progress);
+      r = kp_userns_run (stage3, b, err);
+      kp_pull_progress_step ("clean up", "logs, caches, mount points", r == 0, b->ctx->progress);
+    }
   kp_remove_tree_at (AT_FDCWD, b->debs_dir);
   return r;
 }
@@ -1096,10 +1106,23 @@ kp_pull_debian (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
     for (size_t i = 0; i < b.n; i++)
       total += b.debs[i].pkg->size;
     kp_buf names = KP_BUF_INIT;
+    kp_buf_printf (&names, "%s %s (%s, %s): %zu packages, %.1f MB:", b.distribution, b.suite,
+                   b.variant, b.arch, b.n, (double) total / 1e6);
+    /* Wrapped as a terminal would show it, indented. */
+    size_t col = 80;
     for (size_t i = 0; i < b.n; i++)
-      kp_buf_printf (&names, "%s%s", i ? " " : "", b.debs[i].pkg->name);
-    fprintf (stderr, "%s %s (%s, %s): %zu packages, %.1f MB: %s\n", b.distribution, b.suite,
-             b.variant, b.arch, b.n, (double) total / 1e6, names.data);
+      {
+        const char *name = b.debs[i].pkg->name;
+        if (col + 1 + strlen (name) > 78)
+          {
+            kp_buf_puts (&names, "\n   ");
+            col = 3;
+          }
+        kp_buf_printf (&names, " %s", name);
+        col += 1 + strlen (name);
+      }
+    kp_buf_putc (&names, '\n');
+    kp_pull_progress_print (ctx->progress, kp_buf_str (&names));
     kp_buf_clear (&names);
   }
   if (fetch_debs (&b, &out->bytes, &out->requests, err) < 0)

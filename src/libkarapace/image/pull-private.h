@@ -22,6 +22,12 @@ kp_pull_progress *kp_pull_progress_new (bool enabled);
 void kp_pull_progress_free (kp_pull_progress *p);
 void kp_pull_progress_report (const char *label, uint64_t now, uint64_t total, bool done,
                               void *user_data);
+/* Print text (ending in a newline) on stderr below the progress lines drawn so far, which
+ * stay; later lines are drawn below it. Without progress, just prints it. */
+void kp_pull_progress_print (void *user_data, const char *text);
+/* A stage of work on its own line: "LABEL  DETAIL  12s", then "done in 3.4s". */
+void kp_pull_progress_step (const char *label, const char *detail, bool done,
+                            void *user_data);
 
 /* Layer from `objects` (n_layers tars, base first), then the image record under `digest`
  * and, when tag_key is set, the tag. Fills out->tree_digest and out->digest. */

@@ -55,6 +55,9 @@ typedef struct progress_line
   char label[48];
   uint64_t now, total;
   bool done;
+  bool step;        /* a stage of work, not bytes: shows `detail` and the time it took */
+  char detail[48];
+  double took;
   struct timespec started;
 } progress_line;
 
@@ -100,6 +103,15 @@ progress_draw (kp_pull_progress *p)
       format_bytes (now, sizeof now, (double) l->now);
       format_bytes (total, sizeof total, (double) l->total);
       format_bytes (rate, sizeof rate, bps);
+      if (l->step)
+        {
+          kp_buf_printf (&b, "\r\033[K  %-20s %-24s", l->label, l->detail);
+          if (l->done)
+            kp_buf_printf (&b, "  done in %.1fs\n", l->took);
+          else
+            kp_buf_printf (&b, "  %.0fs\n", secs);
+          continue;
+        }
       kp_buf_printf (&b, "\r\033[K  %-20s %10s", l->label, now);
       if (l->total)
         kp_buf_printf (&b, " / %-10s %3.0f%%", total, 100.0 * (double) l->now / (double) l->total);
@@ -147,6 +159,54 @@ kp_pull_progress_report (const char *label, uint64_t now, uint64_t total, bool d
           progress_draw (p);
           clock_gettime (CLOCK_MONOTONIC, &p->last_draw);
         }
+    }
+  pthread_mutex_unlock (&p->lock);
+}
+
+void
+kp_pull_progress_print (void *user_data, const char *text)
+{
+  kp_pull_progress *p = user_data;
+  if (p == NULL)
+    {
+      fputs (text, stderr);
+      return;
+    }
+  pthread_mutex_lock (&p->lock);
+  /* The lines drawn so far stay as they are, above the text; new ones start below it. */
+  fputs (text, stderr);
+  fflush (stderr);
+  p->drawn = 0;
+  p->n = 0;
+  pthread_mutex_unlock (&p->lock);
+}
+
+void
+kp_pull_progress_step (const char *label, const char *detail, bool done, void *user_data)
+{
+  kp_pull_progress *p = user_data;
+  if (p == NULL || label == NULL)
+    return;
+  pthread_mutex_lock (&p->lock);
+  progress_line *l = NULL;
+  for (size_t i = 0; i < p->n; i++)
+    if (strncmp (p->lines[i].label, label, sizeof p->lines[i].label - 1) == 0)
+      l = &p->lines[i];
+  if (l == NULL && p->n < PROGRESS_MAX_LINES)
+    {
+      l = &p->lines[p->n++];
+      snprintf (l->label, sizeof l->label, "%s", label);
+      clock_gettime (CLOCK_MONOTONIC, &l->started);
+    }
+  if (l != NULL)
+    {
+      l->step = true;
+      snprintf (l->detail, sizeof l->detail, "%s", detail ? detail : "");
+      l->done = done;
+      if (done)
+        l->took = seconds_since (&l->started);
+      progress_draw (p);
+      clock_gettime (CLOCK_MONOTONIC, &p->last_draw);
     }
   pthread_mutex_unlock (&p->lock);
 }
