@@ -139,6 +139,15 @@ kp_cmd_pin (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
       kp_error_set (&err, KP_EXIT_MANIFEST, "%s has no [base] image to pin", path);
       goto fail;
     }
+  if (ref.kind == KP_REF_DEBIAN)
+    {
+      kp_error_set (&err, KP_EXIT_FAILURE, "%s is bootstrapped from a mirror: it has no "
+                    "single digest to write into the manifest", s->string);
+      kp_error_hint (&err, "the lock pins it: the mirror, the signed Release's hash and every "
+                           "package's SHA256 ('karapace images inspect %s' shows them)",
+                     s->string);
+      goto fail;
+    }
   {
     kp_store_open_options o = { .flags = KP_STORE_WRITE, .purpose = "karapace pin" };
     kp_cleanup_store kp_store *store = kp_store_open_with (cli->store, &o, &err);

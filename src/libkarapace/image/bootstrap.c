@@ -1151,8 +1151,12 @@ kp_pull_debian (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
     objects[0] = inrelease_id;
     for (size_t i = 0; i < b.n; i++)
       objects[i + 1] = b.debs[i].object;
+    /* Its size is what it is made of, however much of it this pull had to fetch. */
+    uint64_t size = b.inrelease_len;
+    for (size_t i = 0; i < b.n; i++)
+      size += b.debs[i].pkg->size;
     kp_image_record rec = { .digest = digest, .reference = ref->canonical,
-                            .objects = objects, .size = out->bytes, .extra = extra };
+                            .objects = objects, .size = size, .extra = extra };
     memcpy (rec.tree_digest, tree, sizeof tree);
     int w = kp_store_image_write (ctx->store, &rec, err);
     free (objects);
