@@ -152,3 +152,43 @@ kp_store_cache_sweep (kp_store *store, bool dry_run, uint64_t *removed, kp_error
     }
   return 0;
 }
+
+void
+kp_store_cache_verify (kp_store *store, kp_store_verify_report *report)
+{
+  kp_cleanup_error kp_error *e = NULL;
+  kp_cleanup_close int dirfd = open_cache_dir (store, &e);
+  if (dirfd < 0)
+    {
+      kp_store_verify_problem (report, "cache", "cache", "%s", e->message);
+      return;
+    }
+  kp_cleanup_dir DIR *d = kp_dir_open_at (dirfd, NULL);
+  if (d == NULL)
+    {
+      kp_store_verify_problem (report, "cache", "cache", "cannot list it: %s", strerror (errno));
+      return;
+    }
+  struct dirent *de;
+  while ((de = readdir (d)) != NULL)
+    {
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      kp_cleanup_close int fd = openat (dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      size_t len = 0;
+      kp_cleanup_error kp_error *bad = NULL;
+      kp_cleanup_free char *text = fd >= 0 ? kp_fd_read_all (fd, CACHE_RECORD_MAX, &len, &bad)
+                                           : NULL;
+      kp_cleanup_json json_t *doc = text ? kp_store_json_load_checked (text, len, NULL) : NULL;
+      const char *k = json_string_value (json_object_get (doc, "key"));
+      const char *o = json_string_value (json_object_get (doc, "object"));
+      char name[KP_BLAKE3_HEX_LEN + 1] = "";
+      if (k)
+        record_name (k, name);
+      /* A record of an object gc freed is only stale (gc removes it); a damaged one or a
+         file that is no record is worth a look, though it is only ever a cache miss. */
+      if (doc == NULL || o == NULL || !kp_store_is_object_id (o) || strcmp (name, de->d_name) != 0)
+        kp_store_verify_problem (report, "cache", de->d_name,
+                                 "not an intact cache record (it is ignored; remove it)");
+    }
+}

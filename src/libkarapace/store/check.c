@@ -604,6 +604,7 @@ kp_store_verify (kp_store *store, kp_store_verify_report *report, kp_error **err
   check_object_strays (store, report);
   check_envs (store, report);
   kp_store_image_verify (store, report);
+  kp_store_cache_verify (store, report);
   check_layers (store, report);
   if (kp_store_journal_check (store, report, err) < 0)
     return -1;

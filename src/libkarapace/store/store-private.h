@@ -68,6 +68,9 @@ int kp_store_image_mark (kp_store *store, void (*keep_layer) (const char *, void
  * naming a record that exists) and anything else in images/ (image.c). */
 void kp_store_image_verify (kp_store *store, kp_store_verify_report *report);
 
+/* verify: every file in cache/ is an intact record stored under its key's hash (cache.c). */
+void kp_store_cache_verify (kp_store *store, kp_store_verify_report *report);
+
 /* Journal replay (store.c calls it on an exclusive open). */
 int kp_store_journal_recover (kp_store *store, kp_error **err);
 /* Count entries, for verify; corrupt ones are added as problems. */
