@@ -20,6 +20,10 @@ KP_CMD_DECLARE (completions);
 KP_CMD_DECLARE (version);
 KP_CMD_DECLARE (images);
 KP_CMD_DECLARE (pin);
+KP_CMD_DECLARE (build);
+KP_CMD_DECLARE (exec);
+KP_CMD_DECLARE (list);
+KP_CMD_DECLARE (destroy);
 
 #define KP_CMD_NEW_HELP                                                                       \
   "Writes ./karapace.toml (or PATH) for an environment called NAME. Without --template,\n"   \
@@ -148,6 +152,24 @@ KP_CMD_DECLARE (pin);
   "behind), or with --all every image no environment is built on, then frees their\n"      \
   "layers and blobs. --all also empties the package cache (the .deb files and indexes a\n"\
   "Debian or Ubuntu bootstrap downloaded, kept for later bootstraps and --offline).\n"
+
+#define KP_CMD_BUILD_HELP                                                                     \
+  "Builds the environment MANIFEST (default ./karapace.toml) describes: resolves its base\n" \
+  "image, installs its [system] packages in a sandbox over it (apt bases), locks the base,\n"\
+  "the whole installed package closure and every setting in karapace.lock beside the\n"    \
+  "manifest, and prints the env_id, the BLAKE3 of that lock. A build of an identity that\n" \
+  "exists already changes nothing. Downloaded packages are kept in the store's package\n"  \
+  "cache and offered to later builds.\n\n"                                                     \
+  "Options:\n"                                                                                \
+  "      --name NAME     name the environment (default: the manifest's name)\n"            \
+  "      --offline       no network: the base from the store's cache only\n"
+
+#define KP_CMD_EXEC_HELP                                                                      \
+  "Runs CMD in the environment ENV (a name, a short id or an id) over its layers, with the\n"\
+  "manifest's mounts and network; changes go to a throw-away layer. Exits with CMD's\n"   \
+  "status.\n\n"                                                                                \
+  "Options:\n"                                                                                \
+  "      --user WHO      self (default: your uid and gid) or root (uid 0 inside)\n"
 
 #define KP_CMD_PIN_HELP                                                                       \
   "Resolves the base image of MANIFEST (default ./karapace.toml) and rewrites its\n"        \

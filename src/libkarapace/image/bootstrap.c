@@ -903,7 +903,7 @@ stage3 (void *data, kp_error **err)
   for (size_t i = 0; mount_files[i]; i++)
     if (is_empty_file (root, mount_files[i]) && unlinkat (root, mount_files[i], 0) < 0)
       return kp_error_errno (err, errno, "remove /%s", mount_files[i]);
-  int r = kp_remove_tree_at (root, DEBS_DIR + 1);
+  int r = kp_remove_tree_at (root, &DEBS_DIR[1]);
   if (r < 0 && r != -ENOENT)
     return kp_error_errno (err, -r, "remove %s", DEBS_DIR);
   if (remove_glob_like (root, "dev", NULL, err) < 0 || remove_glob_like (root, "tmp", NULL, err) < 0
@@ -1048,6 +1048,7 @@ kp_pull_debian (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
       b.insecure = kp_pull_insecure_for (ctx->opts, host);
     }
   kp_cleanup_free char *tag_key = xasprintf ("%s|%s|%s", ref->canonical, b.mirror, b.arch);
+  kp_cleanup_free char *release_key = NULL;
 
   /* Offline with a complete image: nothing to check against anyway. */
   if (ctx->opts->offline)
@@ -1112,7 +1113,7 @@ kp_pull_debian (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
     size_t col = 80;
     for (size_t i = 0; i < b.n; i++)
       {
-        const char *name = b.debs[i].pkg->name;
+        const char *name = b.debs[i].pkg->name ? b.debs[i].pkg->name : "?";
         if (col + 1 + strlen (name) > 78)
           {
             kp_buf_puts (&names, "\n   ");
@@ -1135,7 +1136,7 @@ kp_pull_debian (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
       goto out;
     }
   char inrelease_id[KP_STORE_OBJECT_ID_LEN + 1];
-  kp_cleanup_free char *release_key = xasprintf ("inrelease:%s#%s", b.mirror, b.suite);
+  release_key = xasprintf ("inrelease:%s#%s", b.mirror, b.suite);
   if (kp_store_put (ctx->store, b.inrelease, b.inrelease_len, inrelease_id, err) < 0
       || kp_store_cache_set (ctx->store, release_key, inrelease_id, err) < 0)
     goto out;
