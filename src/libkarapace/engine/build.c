@@ -49,6 +49,7 @@ typedef struct build
   char **packages; /* asked for */
   char *closure;   /* dpkg-query's output */
   char *uris;      /* apt-get --print-uris' output */
+  kp_buf hashes;   /* " FILENAME SHA256\n" of every .deb this build installed */
   int64_t epoch;
 } build;
 
@@ -96,8 +97,9 @@ run_script (build *b, kp_holder *h, const char *script, kp_error **err)
   return -1;
 }
 
-/* The packages the store already has, by the SHA256 apt names: linked where the sandbox
- * sees them, so apt downloads only the others. */
+/* The packages the store already has, by the file name apt gives them: linked where the
+ * sandbox sees them and copied into apt's archive directory, so apt downloads only the
+ * others (it checks the hashes of what it finds there against its index). */
 static int
 offer_cached_debs (build *b, kp_error **err)
 {
@@ -107,13 +109,13 @@ offer_cached_debs (build *b, kp_error **err)
   for (char *save = NULL, *line = strtok_r (copy, "\n", &save); line;
        line = strtok_r (NULL, "\n", &save))
     {
-      /* 'URL' FILENAME SIZE SHA256:HEX */
+      /* 'URL' FILENAME SIZE HASHTYPE:HEX */
       char url[4096], file[1024], hash[200];
       unsigned long long size;
       if (sscanf (line, "%4095s %1023s %llu %199s", url, file, &size, hash) != 4
-          || !kp_str_has_prefix (hash, "SHA256:") || strchr (file, '/'))
+          || strchr (file, '/') || !kp_str_has_suffix (file, ".deb"))
         continue;
-      kp_cleanup_free char *key = xasprintf ("sha256:%s", hash + 7);
+      kp_cleanup_free char *key = xasprintf ("debfile:%s:%llu", file, size);
       char id[KP_STORE_OBJECT_ID_LEN + 1];
       if (kp_store_cache_get (b->store, key, id, err) != 1)
         continue;
@@ -146,10 +148,17 @@ keep_downloaded_debs (build *b, kp_error **err)
       char sha[KP_DIGEST_STRING_MAX];
       if (kp_digest_fd (KP_DIGEST_SHA256, fd, sha, err) < 0 || lseek (fd, 0, SEEK_SET) < 0)
         return -1;
+      struct stat st;
+      if (fstat (fd, &st) < 0)
+        return kp_error_errno (err, errno, "stat %s", de->d_name);
       char id[KP_STORE_OBJECT_ID_LEN + 1];
+      kp_cleanup_free char *key = xasprintf ("debfile:%s:%llu", de->d_name,
+                                             (unsigned long long) st.st_size);
       if (kp_store_put_fd (b->store, fd, id, err) < 0
-          || kp_store_cache_set (b->store, sha, id, err) < 0)
+          || kp_store_cache_set (b->store, sha, id, err) < 0
+          || kp_store_cache_set (b->store, key, id, err) < 0)
         return -1;
+      kp_buf_printf (&b->hashes, " %s %s\n", de->d_name, sha + 7);
     }
   return 0;
 }
@@ -341,8 +350,8 @@ out:
 static const char *
 known_sha256 (const build *b, const char *name, const char *version, const char *arch)
 {
-  /* What apt fetched for this build: FILENAME is NAME_VERSION_ARCH.deb (':' as %3a). */
-  if (b->uris)
+  /* What apt installed in this build: FILENAME is NAME_VERSION_ARCH.deb (':' as %3a). */
+  if (b->hashes.len)
     {
       kp_buf v = KP_BUF_INIT;
       for (const char *c = version; *c; c++)
@@ -352,14 +361,9 @@ known_sha256 (const build *b, const char *name, const char *version, const char 
           kp_buf_putc (&v, *c);
       kp_cleanup_free char *file = xasprintf (" %s_%s_%s.deb ", name, kp_buf_str (&v), arch);
       kp_buf_clear (&v);
-      const char *hit = strstr (b->uris, file);
+      const char *hit = strstr (kp_buf_str (&b->hashes), file);
       if (hit)
-        {
-          const char *h = strstr (hit, "SHA256:");
-          const char *eol = strchr (hit, '\n');
-          if (h && (eol == NULL || h < eol))
-            return h + 7;
-        }
+        return hit + strlen (file);
     }
   /* The base's own packages, when it was bootstrapped from a mirror. */
   size_t i;
@@ -419,13 +423,14 @@ build_clear (build *b)
   kp_strv_free (b->packages);
   free (b->closure);
   free (b->uris);
+  kp_buf_clear (&b->hashes);
 }
 
 int
 kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, kp_error **err)
 {
   memset (out, 0, sizeof *out);
-  build b = { .opts = opts, .store = store };
+  build b = { .opts = opts, .store = store, .hashes = KP_BUF_INIT };
   int rc = -1;
   kp_lock_package *closure = NULL;
   size_t n_closure = 0;

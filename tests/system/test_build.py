@@ -1,0 +1,141 @@
+"""karapace build / exec / list / destroy: a manifest becomes a locked environment that
+commands run in. The fast tests use a local base (the busybox tree, no network); the slow
+one builds examples/debian.toml from the Debian mirror with real packages."""
+import json
+import os
+import shutil
+import tomllib
+import urllib.request
+
+import pytest
+
+
+def manifest(kp, base, extra="", name="demo", directory="proj"):
+    text = (f'manifest_version = 1\nname = "{name}"\n[base]\nimage = "{base}"\n' + extra)
+    return kp.write(f"{directory}/karapace.toml", text)
+
+
+def envs(kp):
+    r = kp("list", "--json")
+    assert r.returncode == 0, r
+    return r.json()
+
+
+def test_build_exec_list_destroy(kp, rootfs):
+    path = manifest(kp, rootfs)
+    r = kp("build", "--json", path)
+    assert r.returncode == 0, r
+    res = r.json()
+    env_id = res["env_id"]
+    assert len(env_id) == 64 and res["short_id"] == env_id[:12]
+    assert res["existed"] is False
+    lock_path = path.parent / "karapace.lock"
+    assert res["lock"] == str(lock_path)
+    lock = tomllib.loads(lock_path.read_text())
+    assert lock["env_id"] == env_id
+    assert lock["base"]["tree_digest"] == res["base_tree"]
+    # The lock's integrity holds and it agrees with the manifest.
+    v = kp("validate", "--locked", path)
+    assert v.returncode == 0, v
+
+    listed = envs(kp)
+    assert [(e["env_id"], e["name"], e["state"]) for e in listed] == [(env_id, "demo", "built")]
+
+    # exec by name, short id and full id; the command's status comes back.
+    for ref in ("demo", env_id[:12], env_id):
+        e = kp("exec", ref, "--", "sh", "-c", "cat /etc/os-release-test 2>/dev/null; id -u; exit 7")
+        assert e.returncode == 7, e
+        assert e.stdout.strip().splitlines()[-1] == str(os.getuid())
+    root = kp("exec", "--user", "root", "demo", "--", "id", "-u")
+    assert root.returncode == 0 and root.stdout.strip() == "0", root
+    # Writes go to a throw-away layer: the environment is unchanged afterwards.
+    w = kp("exec", "--user", "root", "demo", "--", "sh", "-c", "echo x > /etc/written")
+    assert w.returncode == 0, w
+    gone = kp("exec", "demo", "--", "test", "-e", "/etc/written")
+    assert gone.returncode == 1, gone
+
+    # The same manifest again: nothing to do, the same identity.
+    again = kp("build", "--json", path)
+    assert again.returncode == 0, again
+    assert again.json()["env_id"] == env_id and again.json()["existed"] is True
+
+    d = kp("destroy", "demo")
+    assert d.returncode == 0, d
+    assert envs(kp) == []
+    missing = kp("exec", "demo", "--", "true")
+    assert missing.returncode != 0 and "demo" in missing.stderr, missing
+    assert kp("verify-store", "--json").json()["problems"] == []
+
+
+def test_identity_follows_the_manifest(kp, rootfs):
+    a = kp("build", "--json", manifest(kp, rootfs, directory="a"))
+    assert a.returncode == 0, a
+    # A different setting: a different identity.
+    b = kp("build", "--json", manifest(kp, rootfs, "[runtime]\nnetwork = \"none\"\n",
+                                       name="other", directory="b"))
+    assert b.returncode == 0, b
+    assert a.json()["env_id"] != b.json()["env_id"]
+    # A second store, the same manifest: the same identity.
+    (kp.tmp / "second").mkdir()
+    other = kp.__class__(kp.tmp / "second")
+    c = other("build", "--json", manifest(kp, rootfs, directory="c"))
+    assert c.returncode == 0, c
+    assert c.json()["env_id"] == a.json()["env_id"]
+
+
+def test_exec_uses_the_manifest_mounts(kp, rootfs):
+    work = kp.tmp / "proj"
+    path = manifest(kp, rootfs, '[mounts]\nworkspace = "./:/workspace"\n')
+    (work / "hello.txt").write_text("from the host\n")
+    assert kp("build", path).returncode == 0
+    r = kp("exec", "demo", "--", "cat", "/workspace/hello.txt")
+    assert r.returncode == 0 and r.stdout == "from the host\n", r
+
+
+def test_build_errors(kp, rootfs):
+    bad = kp.write("bad/karapace.toml", 'manifest_version = 1\n[base]\nimage = "debain/bookworm"\n')
+    r = kp("build", bad)
+    assert r.returncode == 2, r
+    assert "karapace.toml:3:9" in r.stderr and "did you mean" in r.stderr, r
+    assert kp("exec", "nope", "--", "true").returncode != 0
+    assert kp("destroy", "nope").returncode != 0
+
+
+def _mirror_reachable():
+    try:
+        urllib.request.urlopen("http://deb.debian.org/debian/dists/bookworm/InRelease", timeout=10)
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_debian_example_with_packages(kp, source_root):
+    if not _mirror_reachable():
+        pytest.skip("the Debian mirror is not reachable")
+    proj = kp.tmp / "example"
+    proj.mkdir()
+    shutil.copy(source_root / "examples" / "debian.toml", proj / "karapace.toml")
+    r = kp("build", "--json", proj / "karapace.toml", timeout=900)
+    assert r.returncode == 0, r
+    env_id = r.json()["env_id"]
+    g = kp("exec", "example", "--", "git", "--version")
+    assert g.returncode == 0 and g.stdout.startswith("git version"), g
+    lock = tomllib.loads((proj / "karapace.lock").read_text())
+    by_name = {p["name"]: p for p in lock["package"]}
+    # The full closure: what was asked for, what it needs, and the base's own packages,
+    # each with its archive's SHA256.
+    for name in ("git", "curl", "ca-certificates", "libcurl4", "dpkg", "apt"):
+        assert name in by_name, name
+        assert len(by_name[name]["sha256"]) == 64, by_name[name]
+    assert all(len(p["sha256"]) == 64 for p in lock["package"])
+    # Built again in a second store (packages from the mirror again): the same identity.
+    (kp.tmp / "second").mkdir()
+    other = kp.__class__(kp.tmp / "second")
+    proj2 = kp.tmp / "example2"
+    proj2.mkdir()
+    shutil.copy(source_root / "examples" / "debian.toml", proj2 / "karapace.toml")
+    r2 = other("build", "--json", proj2 / "karapace.toml", timeout=900)
+    assert r2.returncode == 0, r2
+    assert r2.json()["env_id"] == env_id
+    assert r2.json()["packages_tree"] == r.json()["packages_tree"]
