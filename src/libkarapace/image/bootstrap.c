@@ -1129,6 +1129,22 @@ kp_pull_debian (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
   if (fetch_debs (&b, &out->bytes, &out->requests, err) < 0)
     goto out;
 
+  /* dpkg gives files to many owners (root, man, mail, …): that needs subordinate ids. */
+  if (geteuid () != 0)
+    {
+      kp_idmap map;
+      if (kp_idmap_for_caller (&map, err) < 0)
+        goto out;
+      if (!map.full)
+        {
+          kp_error_set (err, KP_EXIT_RUNTIME, "bootstrapping %s needs subordinate ids, and "
+                        "this user has none in /etc/subuid and /etc/subgid", ref->canonical);
+          kp_error_hint (err, "ask an administrator for a range (usermod --add-subuids "
+                              "100000-165535 --add-subgids 100000-165535 USER); 'karapace "
+                              "doctor' checks it");
+          goto out;
+        }
+    }
   char tree[KP_BLAKE3_HEX_LEN + 1];
   if (kp_store_layer_build (ctx->store, KP_LAYER_BASE, build_tree, &b, tree, err) < 0)
     {
