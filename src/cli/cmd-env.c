@@ -12,6 +12,8 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +108,33 @@ kp_cmd_build (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
 
 /* ---- exec ---- */
 
+/* Where an environment's holder can be found while it runs. */
+static char *
+env_state_dir (const char *env_id, kp_error **err)
+{
+  kp_cleanup_free char *runtime = kp_runtime_state_dir (err);
+  if (runtime == NULL)
+    return NULL;
+  kp_cleanup_free char *envs = xasprintf ("%s/envs", runtime);
+  if (mkdir (envs, 0700) < 0 && errno != EEXIST)
+    {
+      kp_error_errno (err, errno, "create %s", envs);
+      return NULL;
+    }
+  return xasprintf ("%s/%s", envs, env_id);
+}
+
+/* Does a holder of this environment answer? */
+static bool
+env_running (const char *env_id)
+{
+  kp_cleanup_error kp_error *e = NULL;
+  kp_cleanup_free char *dir = env_state_dir (env_id, &e);
+  kp_holder *h = dir ? kp_holder_connect (dir, &e) : NULL;
+  kp_holder_release (h);
+  return h != NULL;
+}
+
 static int
 env_binds (const kp_policy *policy, const kp_manifest *m, kp_bind **out, size_t *n,
            kp_error **err)
@@ -186,6 +215,9 @@ kp_cmd_exec (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
   kp_cleanup_strv char **env = NULL;
   kp_cleanup_manifest kp_manifest *m = NULL;
   kp_cleanup_strv char **layers = NULL;
+  kp_cleanup_free char *upper = NULL, *work = NULL, *state_dir = NULL, *lock_path = NULL;
+  kp_cleanup_close int lock_fd = -1;
+  kp_cleanup_error kp_error *connect_err = NULL;
   if (policy == NULL)
     goto fail;
   if (rec->state == KP_ENV_ARCHIVED)
@@ -230,7 +262,30 @@ kp_cmd_exec (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
     net = KP_NET_USER;
   char short_id[KP_SHORT_ID_LEN + 1];
   kp_identity_short_id (rec->env_id, short_id);
+  /* One holder per environment: the first exec starts it over the environment's own
+     writable layer, the others join it (one overlay per upper directory), and it ends
+     with the last of them. */
+  upper = xasprintf ("%s/envs/%s/upper", kp_store_path (store), rec->env_id);
+  work = xasprintf ("%s/envs/%s/work", kp_store_path (store), rec->env_id);
+  state_dir = env_state_dir (rec->env_id, &err);
+  if (state_dir == NULL)
+    goto fail;
+  lock_path = xasprintf ("%s.lock", state_dir);
+  lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || flock (lock_fd, LOCK_EX) < 0)
+    {
+      kp_error_errno (&err, errno, "lock %s", lock_path);
+      goto fail;
+    }
+  h = kp_holder_connect (state_dir, &connect_err);
+  /* The environment's record keeps its layers from gc, and destroy refuses while a holder
+     answers: the store is free for other commands from here on (and a holder started
+     below must not inherit its lock). */
+  kp_store_close (kp_steal_pointer (&store));
   kp_sandbox_spec spec = { .layers = (const char *const *) layers,
+                           .upper = upper,
+                           .work = work,
+                           .state_dir = state_dir,
                            .binds = binds,
                            .n_binds = n_binds,
                            .hostname = rec->name ? rec->name : short_id,
@@ -238,9 +293,11 @@ kp_cmd_exec (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
                            .name = rec->name ? rec->name : short_id,
                            .seccomp = KP_SECCOMP_DEFAULT,
                            .single_id_as_root = as_root };
-  h = kp_holder_start (&spec, &err);
+  if (h == NULL)
+    h = kp_holder_start (&spec, &err);
   if (h == NULL)
     goto fail;
+  flock (lock_fd, LOCK_UN);
   kp_session_spec session = { .argv = argv + optind, .envp = env, .as_root = as_root,
                               .seccomp = KP_SECCOMP_DEFAULT };
   if (kp_holder_join (h, &session, &status, &err) < 0)
@@ -357,7 +414,7 @@ kp_cmd_destroy (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
       kp_cleanup_env_record kp_env_record *rec = kp_store_env_lookup (store, argv[i], &err);
       if (rec == NULL)
         return kp_cli_fail (cli, err);
-      if (rec->state == KP_ENV_RUNNING)
+      if (rec->state == KP_ENV_RUNNING || env_running (rec->env_id))
         {
           kp_error_set (&err, KP_EXIT_FAILURE, "environment %s is running", argv[i]);
           kp_error_hint (&err, "stop it first: karapace stop %s", argv[i]);

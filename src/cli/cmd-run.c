@@ -594,7 +594,6 @@ kp_cmd_run (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
   kp_cleanup_strv char **env = NULL;
   kp_holder *h = NULL;
   kp_cleanup_policy kp_policy *policy = kp_policy_load (o.policy, &err);
-  /* Held (shared) for the whole run: gc waits rather than take the layer away. */
   kp_cleanup_store kp_store *store = NULL;
   if (policy == NULL)
     goto fail;
@@ -603,6 +602,10 @@ kp_cmd_run (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
       if ((store = open_image_layer (cli, &o, &err)) == NULL)
         goto fail;
       o.rootfs = o.image_tree;
+      /* Not held while the command runs: the holder would inherit the store's lock and
+         keep every writer waiting (a session's for as long as it lives). The image record
+         keeps the layer; removing the image while it runs is on the user. */
+      kp_store_close (kp_steal_pointer (&store));
     }
   if (o.session)
     {

@@ -48,11 +48,12 @@ def test_build_exec_list_destroy(kp, rootfs):
         assert e.stdout.strip().splitlines()[-1] == str(os.getuid())
     root = kp("exec", "--user", "root", "demo", "--", "id", "-u")
     assert root.returncode == 0 and root.stdout.strip() == "0", root
-    # Writes go to a throw-away layer: the environment is unchanged afterwards.
+    # Writes go to the environment's own layer: they stay, and the layers below do not change.
     w = kp("exec", "--user", "root", "demo", "--", "sh", "-c", "echo x > /etc/written")
     assert w.returncode == 0, w
-    gone = kp("exec", "demo", "--", "test", "-e", "/etc/written")
-    assert gone.returncode == 1, gone
+    kept = kp("exec", "demo", "--", "cat", "/etc/written")
+    assert kept.returncode == 0 and kept.stdout == "x\n", kept
+    assert not (rootfs / "etc" / "written").exists()
 
     # The same manifest again: nothing to do, the same identity.
     again = kp("build", "--json", path)
@@ -65,6 +66,40 @@ def test_build_exec_list_destroy(kp, rootfs):
     missing = kp("exec", "demo", "--", "true")
     assert missing.returncode != 0 and "demo" in missing.stderr, missing
     assert kp("verify-store", "--json").json()["problems"] == []
+
+
+def test_concurrent_execs_share_one_sandbox(kp, rootfs):
+    import subprocess
+    import time
+    from conftest import KARAPACE
+    path = manifest(kp, rootfs, '[mounts]\nworkspace = "./:/workspace"\n')
+    assert kp("build", path).returncode == 0
+    marker = path.parent / "started"
+    first = subprocess.Popen([KARAPACE, "exec", "demo", "--", "sh", "-c",
+                              "echo yes > /workspace/started; exec sleep 30"],
+                             env=kp.env, cwd=kp.tmp, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):
+            if marker.exists() or first.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert first.poll() is None, first.communicate()
+        # The second command runs beside the first one: the same pid namespace.
+        seen = kp("exec", "demo", "--", "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+        assert seen.returncode == 0, seen
+        assert "sleep 30" in seen.stdout, seen
+        # An environment in use is not destroyed.
+        busy = kp("destroy", "demo")
+        assert busy.returncode != 0 and "running" in busy.stderr, busy
+    finally:
+        first.kill()
+        first.wait()
+    for _ in range(100):
+        if kp("destroy", "demo").returncode == 0:
+            break
+        time.sleep(0.1)
+    assert envs(kp) == []
 
 
 def test_identity_follows_the_manifest(kp, rootfs):

@@ -409,6 +409,28 @@ parse_closure (const build *b, size_t *n)
   return pkgs;
 }
 
+/* ---- 70: the environment's own writable layer ---- */
+
+typedef struct upper_call
+{
+  const char *dir; /* envs/<env_id> */
+} upper_call;
+
+static int
+make_upper (void *data, kp_error **err)
+{
+  upper_call *c = data;
+  kp_cleanup_close int dirfd = open (c->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dirfd < 0)
+    return kp_error_errno (err, errno, "open %s", c->dir);
+  /* The root of the environment is root's, as the layers' roots are. */
+  if ((mkdirat (dirfd, "upper", 0755) < 0 && errno != EEXIST)
+      || fchownat (dirfd, "upper", 0, 0, AT_SYMLINK_NOFOLLOW) < 0
+      || (mkdirat (dirfd, "work", 0700) < 0 && errno != EEXIST))
+    return kp_error_errno (err, errno, "create the writable layer of %s", c->dir);
+  return 0;
+}
+
 /* ---- the pipeline ---- */
 
 static void
@@ -461,6 +483,10 @@ kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, k
     bool complete = rec != NULL && rec->layers != NULL;
     for (char **l = rec ? rec->layers : NULL; complete && l && *l; l++)
       complete = kp_store_layer_exists (store, *l, NULL) == 1;
+    kp_cleanup_free char *upper = complete ? xasprintf ("%s/envs/%s/upper", kp_store_path (store),
+                                                        old->env_id)
+                                           : NULL;
+    complete = complete && access (upper, F_OK) == 0;
     if (complete)
       {
         memcpy (out->env_id, old->env_id, sizeof out->env_id);
@@ -575,6 +601,11 @@ kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, k
                                                "packages", (json_int_t) lock->n_packages);
     rec.extra = extra;
     if (kp_store_env_write (store, &rec, err) < 0)
+      goto out;
+    /* What is changed inside the environment stays in its own upper layer. */
+    kp_cleanup_free char *dir = xasprintf ("%s/envs/%s", kp_store_path (store), lock->env_id);
+    upper_call uc = { dir };
+    if (kp_userns_run (make_upper, &uc, err) < 0)
       goto out;
   }
 
