@@ -56,6 +56,7 @@ runs=${BENCH_RUNS:-30}
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/run/user/$(id -u)}"
 tmp=$(mktemp -d /tmp/karapace-bench.XXXXXX)
 cleanup () {
+  if [ -n "${warm_pid:-}" ]; then kill "$warm_pid" 2>/dev/null || true; fi
   if [ -n "${session:-}" ]; then
     "$karapace" run --session "$session" --stop >/dev/null 2>&1 || true
   fi
@@ -101,6 +102,34 @@ if $have_run; then
     sleep 0.05
   done
   cmd "karapace run --session (join)" "$karapace run --session $session -- /bin/true"
+fi
+# An environment built from the same tree: exec cold (starts its holder) and warm (joins the
+# holder a first exec keeps up).
+if "$karapace" exec --help >/dev/null 2>&1; then
+  export KARAPACE_STORE=$tmp/store
+  mkdir -p "$tmp/env"
+  printf 'manifest_version = 1\nname = "benchenv"\n[base]\nimage = "%s"\n' "$rootfs" \
+    >"$tmp/env/karapace.toml"
+  # A second environment (one more variable, so another identity) is kept running.
+  mkdir -p "$tmp/warm"
+  printf 'manifest_version = 1\nname = "benchwarm"\n[base]\nimage = "%s"\n[env]\nset = { BENCH = "warm" }\n' \
+    "$rootfs" >"$tmp/warm/karapace.toml"
+  if "$karapace" build "$tmp/env/karapace.toml" >/dev/null 2>&1 \
+     && "$karapace" build "$tmp/warm/karapace.toml" >/dev/null 2>&1; then
+    cmd "karapace exec (cold)" "$karapace exec benchenv -- /bin/true"
+    cmd "karapace exec (warm)" "$karapace exec benchwarm -- /bin/true"
+    warm_env=yes
+  else
+    note "karapace build failed: no exec figures"
+  fi
+fi
+if [ -n "${warm_env:-}" ]; then
+  "$karapace" exec benchwarm -- sleep 100000 >/dev/null 2>&1 &
+  warm_pid=$!
+  for _ in $(seq 100); do
+    "$karapace" exec benchwarm -- /bin/true >/dev/null 2>&1 && break
+    sleep 0.05
+  done
 fi
 if command -v bwrap >/dev/null 2>&1; then
   cmd "bwrap" "bwrap --unshare-all --ro-bind $rootfs / --proc /proc --dev /dev /bin/true"
