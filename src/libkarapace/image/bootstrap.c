@@ -54,6 +54,7 @@ typedef struct deb_item
   bool essential; /* stage 1 unpacks it; the first dpkg run installs it */
   int round;      /* which dpkg run installs it: 0 for the Essential set */
   bool have;      /* in the store already */
+  bool fetched;   /* downloaded and verified by this pull */
 } deb_item;
 
 typedef struct bootstrap
@@ -514,7 +515,12 @@ download_one (kp_http *http, size_t index, void *user_data, kp_error **err)
       kp_digest_final (d.sha, got);
       kp_digest_free (d.sha);
       if (r == 0 && resp.status == 200 && d.got == p->size && strcmp (got + 7, p->sha256) == 0)
-        return kp_store_writer_commit (d.w, it->object, err);
+        {
+          if (kp_store_writer_commit (d.w, it->object, err) < 0)
+            return -1;
+          it->fetched = true;
+          return 0;
+        }
       kp_store_writer_abort (d.w);
       pthread_mutex_lock (&b->lock);
       b->done_bytes -= d.got;
@@ -576,17 +582,23 @@ fetch_debs (bootstrap *b, uint64_t *downloaded, unsigned *requests, kp_error **e
       kp_error_hint (err, "bootstrap it once with the network first");
       return -1;
     }
-  if (kp_http_run_parallel (ctx->http, b->n_todo, 8, download_one, b, err) < 0)
-    return -1;
-  kp_pull_progress_report ("packages", b->total_bytes, b->total_bytes, true, ctx->progress);
+  int r = kp_http_run_parallel (ctx->http, b->n_todo, 8, download_one, b, err);
+  /* What arrived intact is kept for the next pull, even when another package failed. */
   for (size_t k = 0; k < b->n_todo; k++)
     {
       deb_item *it = &b->debs[b->todo[k]];
+      if (!it->fetched)
+        continue;
       kp_cleanup_free char *key = xasprintf ("sha256:%s", it->pkg->sha256);
-      if (kp_store_cache_set (ctx->store, key, it->object, err) < 0)
+      kp_cleanup_error kp_error *cache_err = NULL;
+      if (kp_store_cache_set (ctx->store, key, it->object, r < 0 ? &cache_err : err) < 0
+          && r == 0)
         return -1;
       it->have = true;
     }
+  if (r < 0)
+    return -1;
+  kp_pull_progress_report ("packages", b->total_bytes, b->total_bytes, true, ctx->progress);
   *downloaded += b->total_bytes;
   *requests += (unsigned) b->n_todo;
   return 0;
