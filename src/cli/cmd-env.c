@@ -2,18 +2,24 @@
 #include "commands.h"
 
 #include "base/fs.h"
+#include "hash/blake3.h"
 #include "engine/build.h"
 #include "image/image-config.h"
 #include "policy/policy.h"
 #include "sandbox/environ.h"
 #include "sandbox/runtime.h"
+#include "sandbox/userns.h"
 #include "schema/identity.h"
 #include "schema/manifest.h"
 #include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,10 +114,17 @@ kp_cmd_build (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
 
 /* ---- exec ---- */
 
-/* Where an environment's holder can be found while it runs. */
+/* Where an environment's holder can be found while it runs: named by the store and the
+ * environment (two stores may hold the same identity), short enough for a socket path. */
 static char *
-env_state_dir (const char *env_id, kp_error **err)
+env_state_dir (kp_store *store, const char *env_id, kp_error **err)
 {
+  kp_cleanup_free char *key = xasprintf ("%s\n%s", kp_store_path (store), env_id);
+  uint8_t d[KP_BLAKE3_OUT_LEN];
+  char hex[KP_BLAKE3_HEX_LEN + 1];
+  kp_blake3_hash (key, strlen (key), d);
+  kp_blake3_to_hex (d, hex);
+  hex[32] = '\0';
   kp_cleanup_free char *runtime = kp_runtime_state_dir (err);
   if (runtime == NULL)
     return NULL;
@@ -121,15 +134,15 @@ env_state_dir (const char *env_id, kp_error **err)
       kp_error_errno (err, errno, "create %s", envs);
       return NULL;
     }
-  return xasprintf ("%s/%s", envs, env_id);
+  return xasprintf ("%s/%s", envs, hex);
 }
 
 /* Does a holder of this environment answer? */
 static bool
-env_running (const char *env_id)
+env_running (kp_store *store, const char *env_id)
 {
   kp_cleanup_error kp_error *e = NULL;
-  kp_cleanup_free char *dir = env_state_dir (env_id, &e);
+  kp_cleanup_free char *dir = env_state_dir (store, env_id, &e);
   kp_holder *h = dir ? kp_holder_connect (dir, &e) : NULL;
   kp_holder_release (h);
   return h != NULL;
@@ -170,8 +183,245 @@ env_binds (const kp_policy *policy, const kp_manifest *m, kp_bind **out, size_t 
   return 0;
 }
 
-int
-kp_cmd_exec (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+/* ---- the holder of an environment ---- */
+
+typedef struct env_open
+{
+  bool as_root;
+  bool account;   /* enter: your account entry in /etc/passwd and /etc/group */
+  bool home;      /* enter: your home directory at its own path */
+} env_open;
+
+typedef struct account_call
+{
+  const char *upper;      /* the environment's upper directory */
+  const char *lower_etc;  /* the topmost layer's /etc */
+  const char *passwd_line, *group_line, *user, *group;
+} account_call;
+
+/* Append LINE to upper/etc/NAME (copied up from the layers first) unless an entry of
+ * that name is there. */
+static int
+add_entry (const account_call *c, const char *name, const char *key, const char *line,
+           kp_error **err)
+{
+  kp_cleanup_free char *up = xasprintf ("%s/etc/%s", c->upper, name);
+  kp_cleanup_free char *low = xasprintf ("%s/%s", c->lower_etc, name);
+  size_t len = 0;
+  kp_cleanup_free char *text = kp_file_read (up, 4 << 20, &len, NULL);
+  if (text == NULL)
+    text = kp_file_read (low, 4 << 20, &len, NULL);
+  kp_buf b = KP_BUF_INIT;
+  if (text)
+    kp_buf_append (&b, text, len);
+  kp_cleanup_free char *prefix = xasprintf ("%s:", key);
+  bool found = kp_str_has_prefix (kp_buf_str (&b), prefix);
+  kp_cleanup_free char *nl_prefix = xasprintf ("\n%s:", key);
+  found = found || strstr (kp_buf_str (&b), nl_prefix) != NULL;
+  int r = 0;
+  if (!found)
+    {
+      if (b.len && b.data[b.len - 1] != '\n')
+        kp_buf_putc (&b, '\n');
+      kp_buf_printf (&b, "%s\n", line);
+      kp_cleanup_free char *etc = xasprintf ("%s/etc", c->upper);
+      if (mkdir (etc, 0755) < 0 && errno != EEXIST)
+        r = kp_error_errno (err, errno, "create %s", etc);
+      else
+        r = kp_file_write_atomic (up, b.data, b.len, 0644, false, err);
+    }
+  kp_buf_clear (&b);
+  return r;
+}
+
+static int
+add_account (void *data, kp_error **err)
+{
+  account_call *c = data;
+  if (add_entry (c, "passwd", c->user, c->passwd_line, err) < 0
+      || add_entry (c, "group", c->group, c->group_line, err) < 0)
+    return -1;
+  return 0;
+}
+
+/* Connect to the environment's holder, or start it: over its layers and its own upper
+ * layer, with the manifest's mounts and network. Closes *store (a holder inherits its
+ * parent's descriptors and must not keep the store's lock). */
+static kp_holder *
+env_holder (kp_store **store, const kp_env_record *rec, const kp_policy *policy,
+            const kp_manifest *m, const env_open *how, kp_error **err)
+{
+  kp_holder *h = NULL;
+  kp_bind *binds = NULL;
+  size_t n_binds = 0;
+  kp_cleanup_strv char **layers = NULL;
+  kp_cleanup_free char *upper = NULL, *work = NULL, *state_dir = NULL, *lock_path = NULL;
+  kp_cleanup_free char *home = NULL;
+  kp_cleanup_close int lock_fd = -1;
+  kp_cleanup_error kp_error *connect_err = NULL;
+  size_t n_layers = 0;
+  while (rec->layers && rec->layers[n_layers])
+    n_layers++;
+  if (n_layers == 0)
+    {
+      kp_error_set (err, KP_EXIT_STORE, "environment %.12s has no layers", rec->env_id);
+      goto out;
+    }
+  if (m && env_binds (policy, m, &binds, &n_binds, err) < 0)
+    goto out;
+  /* Your home at its own path, unless the manifest keeps the environment's home private. */
+  if (how->home && (m == NULL || kp_manifest_bool (m, KP_OPT_HOST_HOME)))
+    {
+      home = xstrdup (kp_home_dir ());
+      binds = xreallocarray (binds, n_binds + 1, sizeof *binds);
+      binds[n_binds++] = (kp_bind){ xstrdup (home), xstrdup (home), false };
+    }
+  /* Topmost first. */
+  layers = xcalloc (n_layers + 1, sizeof (char *));
+  for (size_t i = 0; i < n_layers; i++)
+    layers[i] = xasprintf ("%s/layers/%s/tree", kp_store_path (*store),
+                           rec->layers[n_layers - 1 - i]);
+  upper = xasprintf ("%s/envs/%s/upper", kp_store_path (*store), rec->env_id);
+  work = xasprintf ("%s/envs/%s/work", kp_store_path (*store), rec->env_id);
+  state_dir = env_state_dir (*store, rec->env_id, err);
+  if (state_dir == NULL)
+    goto out;
+  lock_path = xasprintf ("%s.lock", state_dir);
+  lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || flock (lock_fd, LOCK_EX) < 0)
+    {
+      kp_error_errno (err, errno, "lock %s", lock_path);
+      goto out;
+    }
+  h = kp_holder_connect (state_dir, &connect_err);
+  kp_store_close (kp_steal_pointer (store));
+  if (h == NULL)
+    {
+      if (how->account)
+        {
+          /* Your account inside, so that tools find your name and home. Written while no
+             holder has the upper layer mounted. */
+          struct passwd *pw = getpwuid (getuid ());
+          struct group *gr = getgrgid (getgid ());
+          kp_cleanup_free char *user = xstrdup (pw ? pw->pw_name : "user");
+          kp_cleanup_free char *group = xstrdup (gr ? gr->gr_name : user);
+          kp_cleanup_free char *shell = NULL;
+          static const char *const shells[] = { "usr/bin/bash", "bin/bash", NULL };
+          for (size_t i = 0; shells[i] && shell == NULL; i++)
+            for (size_t l = 0; l < n_layers && shell == NULL; l++)
+              {
+                kp_cleanup_free char *p = xasprintf ("%s/%s", layers[l], shells[i]);
+                struct stat st;
+                if (lstat (p, &st) == 0)
+                  shell = xasprintf ("/%s", shells[i]);
+              }
+          kp_cleanup_free char *pl = xasprintf ("%s:x:%u:%u::%s:%s", user, (unsigned) getuid (),
+                                                (unsigned) getgid (), kp_home_dir (),
+                                                shell ? shell : "/bin/sh");
+          kp_cleanup_free char *gl = xasprintf ("%s:x:%u:", group, (unsigned) getgid ());
+          kp_cleanup_free char *lower_etc = xasprintf ("%s/etc", layers[0]);
+          account_call ac = { upper, lower_etc, pl, gl, user, group };
+          if (kp_userns_run (add_account, &ac, err) < 0)
+            {
+              kp_error_prefix (err, "add your account to the environment");
+              goto out;
+            }
+        }
+      kp_net_mode net = KP_NET_HOST;
+      if (m && (kp_manifest_bool (m, KP_OPT_RUNTIME_NETWORK_ISOLATION)
+                || kp_str_equal0 (kp_manifest_string (m, KP_OPT_RUNTIME_NETWORK), "none")))
+        net = KP_NET_NONE;
+      else if (m && kp_str_equal0 (kp_manifest_string (m, KP_OPT_RUNTIME_NETWORK), "user"))
+        net = KP_NET_USER;
+      char short_id[KP_SHORT_ID_LEN + 1];
+      kp_identity_short_id (rec->env_id, short_id);
+      kp_sandbox_spec spec = { .layers = (const char *const *) layers,
+                               .upper = upper,
+                               .work = work,
+                               .state_dir = state_dir,
+                               .binds = binds,
+                               .n_binds = n_binds,
+                               .hostname = rec->name ? rec->name : short_id,
+                               .network = net,
+                               .name = rec->name ? rec->name : short_id,
+                               .seccomp = KP_SECCOMP_DEFAULT,
+                               .readonly_root = rec->state == KP_ENV_FROZEN,
+                               .single_id_as_root = how->as_root };
+      h = kp_holder_start (&spec, err);
+    }
+  if (h != NULL)
+    flock (lock_fd, LOCK_UN);
+out:
+  for (size_t i = 0; i < n_binds; i++)
+    {
+      free ((char *) binds[i].source);
+      free ((char *) binds[i].target);
+    }
+  free (binds);
+  return h;
+}
+
+/* Open the store, find ENV, load its manifest (when it is still there) and the policy. */
+static int
+env_find (kp_cli *cli, bool write, const char *which, kp_store **store, kp_env_record **rec,
+          kp_manifest **m, kp_policy **policy, kp_error **err)
+{
+  *store = open_env_store (cli, write, write ? "karapace" : NULL, err);
+  if (*store == NULL)
+    return -1;
+  *rec = kp_store_env_lookup (*store, which, err);
+  if (*rec == NULL)
+    return -1;
+  if (policy && (*policy = kp_policy_load (NULL, err)) == NULL)
+    return -1;
+  const char *manifest = json_string_value (json_object_get ((*rec)->extra, "manifest"));
+  if (m && manifest && access (manifest, R_OK) == 0 && (*m = kp_manifest_load (manifest, err)) == NULL)
+    return -1;
+  return 0;
+}
+
+static int
+run_in_env (kp_cli *cli, const char *which, char *const *argv, const env_open *how,
+            const char *cwd, kp_error **err)
+{
+  kp_cleanup_store kp_store *store = NULL;
+  kp_cleanup_env_record kp_env_record *rec = NULL;
+  kp_cleanup_manifest kp_manifest *m = NULL;
+  kp_cleanup_policy kp_policy *policy = NULL;
+  if (env_find (cli, false, which, &store, &rec, &m, &policy, err) < 0)
+    return -1;
+  if (rec->state == KP_ENV_ARCHIVED)
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "environment %s is archived: nothing runs in it",
+                    which);
+      kp_error_hint (err, "karapace unarchive %s first", which);
+      return -1;
+    }
+  kp_environ_overrides ov = {
+    .path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    .home = how->as_root ? "/root" : NULL,
+    .user = how->as_root ? "root" : NULL,
+  };
+  kp_cleanup_strv char **env = kp_environ_build (policy, m, environ, &ov, err);
+  if (env == NULL)
+    return -1;
+  if (m && !kp_manifest_bool (m, KP_OPT_HOST_HOME))
+    cwd = NULL; /* your home is not there: start at / */
+  kp_holder *h = env_holder (&store, rec, policy, m, how, err);
+  if (h == NULL)
+    return -1;
+  int status = 0;
+  kp_session_spec session = { .argv = argv, .envp = env, .as_root = how->as_root,
+                              .seccomp = KP_SECCOMP_DEFAULT, .cwd = cwd };
+  int r = kp_holder_join (h, &session, &status, err);
+  kp_holder_release (h);
+  return r < 0 ? -1 : status;
+}
+
+/* ---- exec, enter ---- */
+
+static int
+parse_user (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv, bool *as_root)
 {
   enum { OPT_USER = 1000 };
   static const struct option options[] = {
@@ -179,14 +429,13 @@ kp_cmd_exec (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
     { "user", required_argument, NULL, OPT_USER },
     { NULL, 0, NULL, 0 },
   };
-  bool as_root = false;
   int c;
   while ((c = getopt_long (argc, argv, "+" KP_CLI_COMMON_SHORT_OPTIONS, options, NULL)) != -1)
     {
       if (c == OPT_USER)
         {
           if (strcmp (optarg, "root") == 0)
-            as_root = true;
+            *as_root = true;
           else if (strcmp (optarg, "self") != 0)
             return kp_cli_usage_error (cli, cmd, "--user: self or root, not '%s'", optarg);
           continue;
@@ -195,6 +444,16 @@ kp_cmd_exec (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
       if (r != KP_CLI_CONTINUE)
         return r;
     }
+  return KP_CLI_CONTINUE;
+}
+
+int
+kp_cmd_exec (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+{
+  env_open how = { .account = true, .home = true };
+  int r = parse_user (cli, cmd, argc, argv, &how.as_root);
+  if (r != KP_CLI_CONTINUE)
+    return r;
   if (optind >= argc)
     return kp_cli_usage_error (cli, cmd, "which environment? karapace exec ENV -- CMD");
   const char *which = argv[optind++];
@@ -202,123 +461,344 @@ kp_cmd_exec (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
     optind++;
   if (optind >= argc)
     return kp_cli_usage_error (cli, cmd, "no command given: karapace exec ENV -- CMD");
-
   kp_error *err = NULL;
-  kp_holder *h = NULL;
-  kp_bind *binds = NULL;
-  size_t n_binds = 0;
-  int status = 1;
-  kp_cleanup_store kp_store *store = open_env_store (cli, false, NULL, &err);
-  kp_cleanup_env_record kp_env_record *rec = store ? kp_store_env_lookup (store, which, &err)
-                                                   : NULL;
-  kp_cleanup_policy kp_policy *policy = rec ? kp_policy_load (NULL, &err) : NULL;
-  kp_cleanup_strv char **env = NULL;
+  int status = run_in_env (cli, which, argv + optind, &how, NULL, &err);
+  if (status < 0)
+    return kp_cli_fail (cli, err);
+  return status;
+}
+
+int
+kp_cmd_enter (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+{
+  env_open how = { .account = true, .home = true };
+  int r = parse_user (cli, cmd, argc, argv, &how.as_root);
+  if (r != KP_CLI_CONTINUE)
+    return r;
+  if (optind >= argc)
+    return kp_cli_usage_error (cli, cmd, "which environment? karapace enter ENV [-- CMD]");
+  const char *which = argv[optind++];
+  if (optind < argc && strcmp (argv[optind], "--") == 0)
+    optind++;
+  /* A login shell by default: your account's shell inside. */
+  char *login[] = { (char *) "/bin/sh", (char *) "-l", NULL };
+  char **command = optind < argc ? argv + optind : login;
+  if (optind >= argc)
+    {
+      struct stat st;
+      kp_cleanup_store kp_store *store = open_env_store (cli, false, NULL, NULL);
+      kp_cleanup_env_record kp_env_record *rec = store ? kp_store_env_lookup (store, which, NULL)
+                                                       : NULL;
+      for (char **l = rec ? rec->layers : NULL; l && *l; l++)
+        {
+          kp_cleanup_free char *bash = xasprintf ("%s/layers/%s/tree/usr/bin/bash",
+                                                  kp_store_path (store), *l);
+          if (lstat (bash, &st) == 0)
+            login[0] = (char *) "/bin/bash";
+        }
+    }
+  /* Where you are, when it is visible inside (your home is). */
+  char cwd[PATH_MAX];
+  const char *where = NULL;
+  if (!how.as_root && getcwd (cwd, sizeof cwd) && kp_path_is_under (cwd, kp_home_dir ()))
+    where = cwd;
+  kp_error *err = NULL;
+  int status = run_in_env (cli, which, command, &how, where ? where : kp_home_dir (), &err);
+  if (status < 0)
+    return kp_cli_fail (cli, err);
+  return status;
+}
+
+/* ---- start, stop ---- */
+
+int
+kp_cmd_start (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+{
+  static const struct option options[] = { KP_CLI_COMMON_LONG_OPTIONS, { NULL, 0, NULL, 0 } };
+  int c;
+  while ((c = getopt_long (argc, argv, KP_CLI_COMMON_SHORT_OPTIONS, options, NULL)) != -1)
+    {
+      int r = kp_cli_common_option (cli, cmd, c, optarg);
+      if (r != KP_CLI_CONTINUE)
+        return r;
+    }
+  if (optind + 1 != argc)
+    return kp_cli_usage_error (cli, cmd, "start takes one environment");
+  const char *which = argv[optind];
+  kp_error *err = NULL;
+  kp_cleanup_store kp_store *store = NULL;
+  kp_cleanup_env_record kp_env_record *rec = NULL;
   kp_cleanup_manifest kp_manifest *m = NULL;
-  kp_cleanup_strv char **layers = NULL;
-  kp_cleanup_free char *upper = NULL, *work = NULL, *state_dir = NULL, *lock_path = NULL;
-  kp_cleanup_close int lock_fd = -1;
-  kp_cleanup_error kp_error *connect_err = NULL;
-  if (policy == NULL)
-    goto fail;
+  kp_cleanup_policy kp_policy *policy = NULL;
+  if (env_find (cli, false, which, &store, &rec, &m, &policy, &err) < 0)
+    return kp_cli_fail (cli, err);
   if (rec->state == KP_ENV_ARCHIVED)
     {
       kp_error_set (&err, KP_EXIT_FAILURE, "environment %s is archived", which);
-      goto fail;
+      return kp_cli_fail (cli, err);
     }
-  /* The manifest's mounts and network, when it is still where it was built from. */
-  const char *manifest = json_string_value (json_object_get (rec->extra, "manifest"));
-  if (manifest && access (manifest, R_OK) == 0)
+  if (env_running (store, rec->env_id))
     {
-      m = kp_manifest_load (manifest, &err);
-      if (m == NULL || env_binds (policy, m, &binds, &n_binds, &err) < 0)
-        goto fail;
+      kp_cli_info (cli, "%s is running already", which);
+      return 0;
     }
-  size_t n_layers = 0;
-  while (rec->layers && rec->layers[n_layers])
-    n_layers++;
-  if (n_layers == 0)
+  /* A keeper process holds the holder until `stop`: detached, in a session of its own. */
+  int ready[2];
+  if (pipe2 (ready, O_CLOEXEC) < 0)
     {
-      kp_error_set (&err, KP_EXIT_STORE, "environment %s has no layers", which);
-      goto fail;
+      kp_error_errno (&err, errno, "pipe");
+      return kp_cli_fail (cli, err);
     }
-  /* Topmost first. */
-  layers = xcalloc (n_layers + 1, sizeof (char *));
-  for (size_t i = 0; i < n_layers; i++)
-    layers[i] = xasprintf ("%s/layers/%s/tree", kp_store_path (store),
-                           rec->layers[n_layers - 1 - i]);
-  kp_environ_overrides ov = {
-    .path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    .home = as_root ? "/root" : NULL,
-    .user = as_root ? "root" : NULL,
-  };
-  env = kp_environ_build (policy, m, environ, &ov, &err);
-  if (env == NULL)
-    goto fail;
-  kp_net_mode net = KP_NET_HOST;
-  if (m && (kp_manifest_bool (m, KP_OPT_RUNTIME_NETWORK_ISOLATION)
-            || kp_str_equal0 (kp_manifest_string (m, KP_OPT_RUNTIME_NETWORK), "none")))
-    net = KP_NET_NONE;
-  else if (m && kp_str_equal0 (kp_manifest_string (m, KP_OPT_RUNTIME_NETWORK), "user"))
-    net = KP_NET_USER;
+  pid_t pid = fork ();
+  if (pid < 0)
+    {
+      kp_error_errno (&err, errno, "fork");
+      return kp_cli_fail (cli, err);
+    }
+  if (pid == 0)
+    {
+      close (ready[0]);
+      setsid ();
+      /* Nothing of the caller's terminal or pipes goes to the keeper or the holder it
+         starts (a pipe held open would keep `start` from ever looking finished). */
+      int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
+      if (devnull >= 0)
+        {
+          dup2 (devnull, STDIN_FILENO);
+          dup2 (devnull, STDOUT_FILENO);
+          dup2 (devnull, STDERR_FILENO);
+        }
+      env_open how = { .account = true, .home = true };
+      kp_error *e = NULL;
+      kp_holder *h = env_holder (&store, rec, policy, m, &how, &e);
+      /* 'y', or 'n' and the error's message. */
+      kp_cleanup_free char *msg = h ? xstrdup ("y") : xasprintf ("n%s", e ? e->message : "");
+      if (kp_write_all (ready[1], msg, strlen (msg)) < 0)
+        _exit (1);
+      close (ready[1]);
+      if (h == NULL)
+        _exit (1);
+      /* Until the holder ends (stop, or everything inside gone). */
+      int pidfd = (int) syscall (SYS_pidfd_open, kp_holder_pid (h), 0);
+      struct pollfd p = { .fd = pidfd, .events = POLLIN };
+      while (pidfd >= 0 && poll (&p, 1, -1) < 0 && errno == EINTR)
+        ;
+      if (pidfd < 0)
+        pause ();
+      _exit (0);
+    }
+  close (ready[1]);
+  char answer[4096] = "";
+  ssize_t n = read (ready[0], answer, sizeof answer - 1);
+  close (ready[0]);
+  if (n < 1 || answer[0] != 'y')
+    {
+      kp_error_set (&err, KP_EXIT_RUNTIME, "environment %s did not start%s%s", which,
+                    n > 1 ? ": " : "", n > 1 ? answer + 1 : "");
+      return kp_cli_fail (cli, err);
+    }
+  kp_cli_info (cli, "started %s", which);
+  return 0;
+}
+
+int
+kp_cmd_stop (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+{
+  static const struct option options[] = { KP_CLI_COMMON_LONG_OPTIONS, { NULL, 0, NULL, 0 } };
+  int c;
+  while ((c = getopt_long (argc, argv, KP_CLI_COMMON_SHORT_OPTIONS, options, NULL)) != -1)
+    {
+      int r = kp_cli_common_option (cli, cmd, c, optarg);
+      if (r != KP_CLI_CONTINUE)
+        return r;
+    }
+  if (optind + 1 != argc)
+    return kp_cli_usage_error (cli, cmd, "stop takes one environment");
+  const char *which = argv[optind];
+  kp_error *err = NULL;
+  kp_cleanup_store kp_store *store = open_env_store (cli, false, NULL, &err);
+  kp_cleanup_env_record kp_env_record *rec = store ? kp_store_env_lookup (store, which, &err)
+                                                   : NULL;
+  if (rec == NULL)
+    return kp_cli_fail (cli, err);
+  kp_cleanup_free char *dir = env_state_dir (store, rec->env_id, &err);
+  kp_cleanup_error kp_error *connect_err = NULL;
+  kp_holder *h = dir ? kp_holder_connect (dir, &connect_err) : NULL;
+  if (h == NULL)
+    {
+      if (err == NULL)
+        kp_error_set (&err, KP_EXIT_FAILURE, "environment %s is not running", which);
+      return kp_cli_fail (cli, err);
+    }
+  int r = kp_holder_stop (h, &err);
+  kp_holder_release (h);
+  if (r < 0)
+    return kp_cli_fail (cli, err);
+  kp_cli_info (cli, "stopped %s", which);
+  return 0;
+}
+
+/* ---- freeze, unfreeze, archive, unarchive, rename ---- */
+
+static int
+change_state (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv, const char *verb,
+              const kp_env_state *from, size_t n_from, kp_env_state to)
+{
+  static const struct option options[] = { KP_CLI_COMMON_LONG_OPTIONS, { NULL, 0, NULL, 0 } };
+  int c;
+  while ((c = getopt_long (argc, argv, KP_CLI_COMMON_SHORT_OPTIONS, options, NULL)) != -1)
+    {
+      int r = kp_cli_common_option (cli, cmd, c, optarg);
+      if (r != KP_CLI_CONTINUE)
+        return r;
+    }
+  if (optind >= argc)
+    return kp_cli_usage_error (cli, cmd, "which environment? karapace %s ENV...", verb);
+  kp_error *err = NULL;
+  kp_cleanup_store kp_store *store = open_env_store (cli, true, "karapace", &err);
+  if (store == NULL)
+    return kp_cli_fail (cli, err);
+  for (int i = optind; i < argc; i++)
+    {
+      kp_cleanup_env_record kp_env_record *rec = kp_store_env_lookup (store, argv[i], &err);
+      if (rec == NULL)
+        return kp_cli_fail (cli, err);
+      bool allowed = false;
+      for (size_t k = 0; k < n_from; k++)
+        allowed = allowed || rec->state == from[k];
+      if (!allowed)
+        {
+          kp_error_set (&err, KP_EXIT_FAILURE, "cannot %s %s: it is %s", verb, argv[i],
+                        kp_env_state_name (rec->state));
+          return kp_cli_fail (cli, err);
+        }
+      if (env_running (store, rec->env_id))
+        {
+          kp_error_set (&err, KP_EXIT_FAILURE, "cannot %s %s: it is running", verb, argv[i]);
+          kp_error_hint (&err, "stop it first: karapace stop %s", argv[i]);
+          return kp_cli_fail (cli, err);
+        }
+      rec->state = to;
+      if (kp_store_env_write (store, rec, &err) < 0)
+        return kp_cli_fail (cli, err);
+      kp_cli_info (cli, "%s: %s", argv[i], kp_env_state_name (to));
+    }
+  return 0;
+}
+
+int
+kp_cmd_freeze (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+{
+  static const kp_env_state from[] = { KP_ENV_BUILT };
+  return change_state (cli, cmd, argc, argv, "freeze", from, 1, KP_ENV_FROZEN);
+}
+
+int
+kp_cmd_unfreeze (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+{
+  static const kp_env_state from[] = { KP_ENV_FROZEN };
+  return change_state (cli, cmd, argc, argv, "unfreeze", from, 1, KP_ENV_BUILT);
+}
+
+int
+kp_cmd_archive (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+{
+  static const kp_env_state from[] = { KP_ENV_BUILT, KP_ENV_FROZEN };
+  return change_state (cli, cmd, argc, argv, "archive", from, 2, KP_ENV_ARCHIVED);
+}
+
+int
+kp_cmd_unarchive (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+{
+  static const kp_env_state from[] = { KP_ENV_ARCHIVED };
+  return change_state (cli, cmd, argc, argv, "unarchive", from, 1, KP_ENV_BUILT);
+}
+
+int
+kp_cmd_rename (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+{
+  static const struct option options[] = { KP_CLI_COMMON_LONG_OPTIONS, { NULL, 0, NULL, 0 } };
+  int c;
+  while ((c = getopt_long (argc, argv, KP_CLI_COMMON_SHORT_OPTIONS, options, NULL)) != -1)
+    {
+      int r = kp_cli_common_option (cli, cmd, c, optarg);
+      if (r != KP_CLI_CONTINUE)
+        return r;
+    }
+  if (optind + 2 != argc)
+    return kp_cli_usage_error (cli, cmd, "usage: karapace rename ENV NEW_NAME");
+  const char *name = argv[optind + 1];
+  if (!kp_store_is_env_name (name))
+    return kp_cli_usage_error (cli, cmd, "'%s' is not a name (letters, digits, '-' and '_', "
+                               "up to 64, not only hex digits)", name);
+  kp_error *err = NULL;
+  kp_cleanup_store kp_store *store = open_env_store (cli, true, "karapace rename", &err);
+  kp_cleanup_env_record kp_env_record *rec = store ? kp_store_env_lookup (store, argv[optind], &err)
+                                                   : NULL;
+  if (rec == NULL)
+    return kp_cli_fail (cli, err);
+  free (rec->name);
+  rec->name = xstrdup (name);
+  if (kp_store_env_write (store, rec, &err) < 0)
+    return kp_cli_fail (cli, err);
+  kp_cli_info (cli, "%s is now %s", argv[optind], name);
+  return 0;
+}
+
+/* ---- inspect ---- */
+
+int
+kp_cmd_inspect (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+{
+  static const struct option options[] = { KP_CLI_COMMON_LONG_OPTIONS, { NULL, 0, NULL, 0 } };
+  int c;
+  while ((c = getopt_long (argc, argv, KP_CLI_COMMON_SHORT_OPTIONS, options, NULL)) != -1)
+    {
+      int r = kp_cli_common_option (cli, cmd, c, optarg);
+      if (r != KP_CLI_CONTINUE)
+        return r;
+    }
+  if (optind + 1 != argc)
+    return kp_cli_usage_error (cli, cmd, "inspect takes one environment");
+  kp_error *err = NULL;
+  kp_cleanup_store kp_store *store = open_env_store (cli, false, NULL, &err);
+  kp_cleanup_env_record kp_env_record *rec = store ? kp_store_env_lookup (store, argv[optind], &err)
+                                                   : NULL;
+  if (rec == NULL)
+    return kp_cli_fail (cli, err);
   char short_id[KP_SHORT_ID_LEN + 1];
   kp_identity_short_id (rec->env_id, short_id);
-  /* One holder per environment: the first exec starts it over the environment's own
-     writable layer, the others join it (one overlay per upper directory), and it ends
-     with the last of them. */
-  upper = xasprintf ("%s/envs/%s/upper", kp_store_path (store), rec->env_id);
-  work = xasprintf ("%s/envs/%s/work", kp_store_path (store), rec->env_id);
-  state_dir = env_state_dir (rec->env_id, &err);
-  if (state_dir == NULL)
-    goto fail;
-  lock_path = xasprintf ("%s.lock", state_dir);
-  lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd < 0 || flock (lock_fd, LOCK_EX) < 0)
+  bool running = env_running (store, rec->env_id);
+  kp_cleanup_json json_t *j = json_pack (
+      "{s:s,s:s,s:s?,s:s,s:b,s:I,s:I,s:o,s:s?,s:O?}", "env_id", rec->env_id, "short_id",
+      short_id, "name", rec->name, "state", kp_env_state_name (rec->state), "running", running,
+      "created", (json_int_t) rec->created, "updated", (json_int_t) rec->updated, "layers",
+      kp_json_strv (rec->layers), "lock", rec->lock, "extra", rec->extra);
+  if (rec->lock)
     {
-      kp_error_errno (&err, errno, "lock %s", lock_path);
-      goto fail;
+      size_t len = 0;
+      kp_cleanup_free char *text = kp_store_get (store, rec->lock, 16 << 20, &len, NULL);
+      if (text)
+        json_object_set_new (j, "lock_text", json_string (text));
     }
-  h = kp_holder_connect (state_dir, &connect_err);
-  /* The environment's record keeps its layers from gc, and destroy refuses while a holder
-     answers: the store is free for other commands from here on (and a holder started
-     below must not inherit its lock). */
-  kp_store_close (kp_steal_pointer (&store));
-  kp_sandbox_spec spec = { .layers = (const char *const *) layers,
-                           .upper = upper,
-                           .work = work,
-                           .state_dir = state_dir,
-                           .binds = binds,
-                           .n_binds = n_binds,
-                           .hostname = rec->name ? rec->name : short_id,
-                           .network = net,
-                           .name = rec->name ? rec->name : short_id,
-                           .seccomp = KP_SECCOMP_DEFAULT,
-                           .single_id_as_root = as_root };
-  if (h == NULL)
-    h = kp_holder_start (&spec, &err);
-  if (h == NULL)
-    goto fail;
-  flock (lock_fd, LOCK_UN);
-  kp_session_spec session = { .argv = argv + optind, .envp = env, .as_root = as_root,
-                              .seccomp = KP_SECCOMP_DEFAULT };
-  if (kp_holder_join (h, &session, &status, &err) < 0)
-    goto fail;
-  kp_holder_release (h);
-  for (size_t i = 0; i < n_binds; i++)
+  if (cli->json)
     {
-      free ((char *) binds[i].source);
-      free ((char *) binds[i].target);
+      kp_cli_print_json (cli, j);
+      return 0;
     }
-  free (binds);
-  return status;
-fail:
-  kp_holder_release (h);
-  for (size_t i = 0; i < n_binds; i++)
-    {
-      free ((char *) binds[i].source);
-      free ((char *) binds[i].target);
-    }
-  free (binds);
-  return kp_cli_fail (cli, err);
+  printf ("env_id   %s\nname     %s\nstate    %s%s\nlayers  ", rec->env_id,
+          rec->name ? rec->name : "-", kp_env_state_name (rec->state),
+          running ? " (running)" : "");
+  for (char **l = rec->layers; l && *l; l++)
+    printf (" %.12s", *l);
+  printf ("\n");
+  const char *manifest = json_string_value (json_object_get (rec->extra, "manifest"));
+  if (manifest)
+    printf ("manifest %s\n", manifest);
+  json_t *pk = json_object_get (rec->extra, "packages");
+  if (pk)
+    printf ("packages %lld\n", (long long) json_integer_value (pk));
+  return 0;
 }
 
 /* ---- list ---- */
@@ -353,10 +833,11 @@ kp_cmd_list (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
       char short_id[KP_SHORT_ID_LEN + 1];
       kp_identity_short_id (rec->env_id, short_id);
       json_t *pk = json_object_get (rec->extra, "packages");
-      json_array_append_new (all, json_pack ("{s:s,s:s,s:s?,s:s,s:s?,s:I,s:I}", "env_id",
+      json_array_append_new (all, json_pack ("{s:s,s:s,s:s?,s:s,s:b,s:s?,s:I,s:I}", "env_id",
                                              rec->env_id, "short_id", short_id, "name",
                                              rec->name, "state",
-                                             kp_env_state_name (rec->state), "base",
+                                             kp_env_state_name (rec->state), "running",
+                                             env_running (store, rec->env_id), "base",
                                              rec->layers ? rec->layers[0] : NULL, "packages",
                                              json_integer_value (pk), "created",
                                              (json_int_t) rec->created));
@@ -379,9 +860,11 @@ kp_cmd_list (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
       strftime (when, sizeof when, "%Y-%m-%d %H:%MZ", &tm);
       const char *name = json_string_value (json_object_get (e, "name"));
       const char *base = json_string_value (json_object_get (e, "base"));
+      bool running = json_is_true (json_object_get (e, "running"));
       printf ("%-12s  %-20s  %-8s  %-12.12s  %8lld  %s\n",
               json_string_value (json_object_get (e, "short_id")), name ? name : "-",
-              json_string_value (json_object_get (e, "state")), base ? base : "-",
+              running ? "running" : json_string_value (json_object_get (e, "state")),
+              base ? base : "-",
               (long long) json_integer_value (json_object_get (e, "packages")), when);
     }
   return 0;
@@ -414,7 +897,7 @@ kp_cmd_destroy (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
       kp_cleanup_env_record kp_env_record *rec = kp_store_env_lookup (store, argv[i], &err);
       if (rec == NULL)
         return kp_cli_fail (cli, err);
-      if (rec->state == KP_ENV_RUNNING || env_running (rec->env_id))
+      if (rec->state == KP_ENV_RUNNING || env_running (store, rec->env_id))
         {
           kp_error_set (&err, KP_EXIT_FAILURE, "environment %s is running", argv[i]);
           kp_error_hint (&err, "stop it first: karapace stop %s", argv[i]);

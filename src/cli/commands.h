@@ -24,6 +24,15 @@ KP_CMD_DECLARE (build);
 KP_CMD_DECLARE (exec);
 KP_CMD_DECLARE (list);
 KP_CMD_DECLARE (destroy);
+KP_CMD_DECLARE (enter);
+KP_CMD_DECLARE (start);
+KP_CMD_DECLARE (stop);
+KP_CMD_DECLARE (freeze);
+KP_CMD_DECLARE (unfreeze);
+KP_CMD_DECLARE (archive);
+KP_CMD_DECLARE (unarchive);
+KP_CMD_DECLARE (rename);
+KP_CMD_DECLARE (inspect);
 
 #define KP_CMD_NEW_HELP                                                                       \
   "Writes ./karapace.toml (or PATH) for an environment called NAME. Without --template,\n"   \
@@ -170,6 +179,18 @@ KP_CMD_DECLARE (destroy);
   "status.\n\n"                                                                                \
   "Options:\n"                                                                                \
   "      --user WHO      self (default: your uid and gid) or root (uid 0 inside)\n"
+
+#define KP_CMD_ENTER_HELP                                                                     \
+  "Opens a login shell (or runs CMD) in the environment ENV as you: your uid and gid, an\n"  \
+  "account entry for you in its /etc/passwd and /etc/group, your home directory at its\n"  \
+  "own path, starting in the directory you are in when it is inside your home. Joins the\n" \
+  "environment's sandbox when one runs. --user root opens a root shell instead (root of\n"\
+  "the user namespace, e.g. to install a package by hand).\n"
+
+#define KP_CMD_LIFECYCLE_HELP                                                                 \
+  "An environment is built, frozen (read-only: writes fail) or archived (nothing runs in\n"\
+  "it; kept by gc); running is a sandbox that serves its commands. start keeps one running\n"\
+  "until stop; freeze, archive and destroy are refused while it runs.\n"
 
 #define KP_CMD_PIN_HELP                                                                       \
   "Resolves the base image of MANIFEST (default ./karapace.toml) and rewrites its\n"        \

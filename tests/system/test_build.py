@@ -174,3 +174,69 @@ def test_debian_example_with_packages(kp, source_root):
     assert r2.returncode == 0, r2
     assert r2.json()["env_id"] == env_id
     assert r2.json()["packages_tree"] == r.json()["packages_tree"]
+
+
+def test_lifecycle(kp, rootfs):
+    assert kp("build", manifest(kp, rootfs)).returncode == 0
+    state = lambda: {e["name"]: (e["state"], e["running"]) for e in envs(kp)}["demo"]
+    assert state() == ("built", False)
+
+    # start keeps a sandbox until stop; commands join it.
+    assert kp("start", "demo").returncode == 0
+    assert state() == ("built", True)
+    again = kp("start", "demo")
+    assert again.returncode == 0 and "already" in again.stderr, again
+    seen = kp("exec", "demo", "--", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '")
+    assert "start demo" in seen.stdout, seen
+    for verb in ("freeze", "archive", "destroy"):
+        r = kp(verb, "demo")
+        assert r.returncode != 0 and "running" in r.stderr, (verb, r)
+    assert kp("stop", "demo").returncode == 0
+    assert state() == ("built", False)
+    stopped = kp("stop", "demo")
+    assert stopped.returncode != 0 and "not running" in stopped.stderr, stopped
+
+    # Frozen: commands run, writes fail.
+    assert kp("freeze", "demo").returncode == 0
+    assert state() == ("frozen", False)
+    ro = kp("exec", "--user", "root", "demo", "--", "sh", "-c", "echo x > /etc/nope")
+    assert ro.returncode != 0 and "Read-only" in ro.stderr, ro
+    assert kp("exec", "demo", "--", "true").returncode == 0
+    assert kp("freeze", "demo").returncode != 0
+    assert kp("unfreeze", "demo").returncode == 0
+    w = kp("exec", "--user", "root", "demo", "--", "sh", "-c", "echo x > /etc/yes")
+    assert w.returncode == 0, w
+
+    # Archived: kept, nothing runs; gc keeps its layers.
+    assert kp("archive", "demo").returncode == 0
+    refused = kp("exec", "demo", "--", "true")
+    assert refused.returncode != 0 and "archived" in refused.stderr, refused
+    assert kp("gc").returncode == 0
+    assert kp("unarchive", "demo").returncode == 0
+    assert kp("exec", "demo", "--", "cat", "/etc/yes").stdout == "x\n"
+
+    # rename, inspect.
+    assert kp("rename", "demo", "renamed").returncode == 0
+    info = kp("inspect", "--json", "renamed")
+    assert info.returncode == 0, info
+    j = info.json()
+    assert j["name"] == "renamed" and j["state"] == "built" and j["running"] is False
+    assert len(j["layers"]) == 1 and "lock_text" in j and j["env_id"] in j["lock_text"]
+    bad = kp("rename", "renamed", "not a name")
+    assert bad.returncode == 64 and "not a name" in bad.stderr, bad
+    assert kp("destroy", "renamed").returncode == 0
+
+
+def test_enter_is_you_at_home(kp, rootfs):
+    assert kp("build", manifest(kp, rootfs)).returncode == 0
+    home = kp.home
+    (home / "note").write_text("mine\n")
+    r = kp("enter", "demo", "--", "sh", "-c", "id -u; pwd; echo $HOME; cat note; grep -c \"^$(id -un):\" /etc/passwd",
+           cwd=home)
+    assert r.returncode == 0, r
+    lines = r.stdout.split()
+    assert lines[0] == str(os.getuid())
+    assert lines[1] == str(home) and lines[2] == str(home)
+    assert lines[3] == "mine" and lines[4] == "1"
+    root = kp("enter", "--user", "root", "demo", "--", "id", "-u")
+    assert root.returncode == 0 and root.stdout.strip() == "0", root

@@ -409,6 +409,13 @@ parse_closure (const build *b, size_t *n)
   return pkgs;
 }
 
+static const char *
+kp_path_basename_of (const char *path)
+{
+  const char *slash = strrchr (path, '/');
+  return slash ? slash + 1 : path;
+}
+
 /* ---- 70: the environment's own writable layer ---- */
 
 typedef struct upper_call
@@ -597,7 +604,8 @@ kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, k
     char *layers[3] = { out->base_tree, out->packages_tree[0] ? out->packages_tree : NULL,
                         NULL };
     rec.layers = layers;
-    kp_cleanup_json json_t *extra = json_pack ("{s:s,s:I}", "manifest", b.m->path,
+    kp_cleanup_free char *manifest_abs = kp_path_join (b.m->dir, kp_path_basename_of (b.m->path));
+    kp_cleanup_json json_t *extra = json_pack ("{s:s,s:I}", "manifest", manifest_abs,
                                                "packages", (json_int_t) lock->n_packages);
     rec.extra = extra;
     if (kp_store_env_write (store, &rec, err) < 0)

@@ -786,6 +786,11 @@ mounted:
     }
   if (setup->own_netns && kp_net_loopback_up (err) < 0)
     goto out;
+  if (spec->readonly_root && mount (NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+    {
+      mount_error (err, errno, "the root read-only", "/");
+      goto out;
+    }
   ret = 0;
 out:
   /* 5. Nothing of the host stays open. */

@@ -73,6 +73,9 @@ typedef struct kp_sandbox_spec
                                  0700), where later sessions find it (kp_holder_connect);
                                  NULL for a holder only this caller uses */
   bool single_id;           /* map only the caller's id even when subordinate ids exist */
+  bool readonly_root;       /* the root filesystem is mounted read-only once everything is
+                               in place (a frozen environment): writes fail with EROFS;
+                               bind mounts keep their own mode */
   bool single_id_as_root;   /* with a single-id map: the caller is root inside (else
                                keeps its own ids) */
 } kp_sandbox_spec;
