@@ -41,11 +41,12 @@ open_env_store (kp_cli *cli, bool write, const char *purpose, kp_error **err)
 int
 kp_cmd_build (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
 {
-  enum { OPT_NAME = 1000, OPT_OFFLINE };
+  enum { OPT_NAME = 1000, OPT_OFFLINE, OPT_LOCKED };
   static const struct option options[] = {
     KP_CLI_COMMON_LONG_OPTIONS,
     { "name", required_argument, NULL, OPT_NAME },
     { "offline", no_argument, NULL, OPT_OFFLINE },
+    { "locked", no_argument, NULL, OPT_LOCKED },
     { NULL, 0, NULL, 0 },
   };
   kp_build_options bo = { 0 };
@@ -63,6 +64,11 @@ kp_cmd_build (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
       if (c == OPT_OFFLINE)
         {
           bo.offline = true;
+          continue;
+        }
+      if (c == OPT_LOCKED)
+        {
+          bo.locked = true;
           continue;
         }
       int r = kp_cli_common_option (cli, cmd, c, optarg);

@@ -171,7 +171,10 @@ KP_CMD_DECLARE (inspect);
   "cache and offered to later builds.\n\n"                                                     \
   "Options:\n"                                                                                \
   "      --name NAME     name the environment (default: the manifest's name)\n"            \
-  "      --offline       no network: the base from the store's cache only\n"
+  "      --locked        install exactly what karapace.lock records (same base tree, the\n" \
+  "                      same closure to the version); any difference is an error\n"      \
+  "      --offline       no network: the base from the store's cache, the packages from\n" \
+  "                      the lock and the package cache\n"
 
 #define KP_CMD_EXEC_HELP                                                                      \
   "Runs CMD in the environment ENV (a name, a short id or an id) over its layers, with the\n"\

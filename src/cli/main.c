@@ -27,7 +27,7 @@ const kp_cli_command kp_cli_commands[] = {
     "list, fetch and remove cached base images", KP_CMD_IMAGES_HELP, kp_cmd_images },
   { "pin", "[MANIFEST] [--check]", "pin the manifest's base image to its content digest",
     KP_CMD_PIN_HELP, kp_cmd_pin },
-  { "build", "[MANIFEST] [--name NAME] [--offline]",
+  { "build", "[MANIFEST] [--name NAME] [--locked] [--offline]",
     "build the environment a manifest describes and write karapace.lock", KP_CMD_BUILD_HELP,
     kp_cmd_build },
   { "exec", "ENV [--user root] -- CMD [ARGS...]", "run a command in a built environment",

@@ -6,6 +6,7 @@
 #include "base/json.h"
 #include "base/util.h"
 #include "hash/digest.h"
+#include "image/debian.h"
 #include "image/pull.h"
 #include "image/reference.h"
 #include "sandbox/runtime.h"
@@ -50,6 +51,7 @@ typedef struct build
   char *closure;   /* dpkg-query's output */
   char *uris;      /* apt-get --print-uris' output */
   kp_buf hashes;   /* " FILENAME SHA256\n" of every .deb this build installed */
+  kp_lock *locked; /* --locked: the closure to install exactly */
   int64_t epoch;
 } build;
 
@@ -281,6 +283,150 @@ cleanup_work (void *data, kp_error **err)
   return 0;
 }
 
+/* ---- --locked: exactly the recorded closure ---- */
+
+static bool
+closure_has (const char *closure, const kp_lock_package *p)
+{
+  kp_cleanup_free char *line = xasprintf ("%s\t%s\t%s\n", p->name, p->version, p->arch);
+  if (kp_str_has_prefix (closure, line))
+    return true;
+  kp_cleanup_free char *nl = xasprintf ("\n%s", line);
+  return strstr (closure, nl) != NULL;
+}
+
+/* The locked packages the base does not have, offered from the package cache by their
+ * SHA256; *args receives "name=version ..." (online) and what is missing offline is an
+ * error. */
+static int
+plan_locked (build *b, const char *base_closure, kp_buf *args, kp_error **err)
+{
+  size_t missing = 0;
+  kp_buf index = KP_BUF_INIT; /* a Packages index of what is offered: a local repository */
+  kp_buf missing_list = KP_BUF_INIT;
+  for (size_t i = 0; i < b->locked->n_packages; i++)
+    {
+      const kp_lock_package *p = &b->locked->packages[i];
+      if (closure_has (base_closure, p))
+        continue;
+      kp_buf_printf (args, " %s:%s=%s", p->name, p->arch, p->version);
+      char id[KP_STORE_OBJECT_ID_LEN + 1];
+      kp_cleanup_free char *key = xasprintf ("sha256:%s", p->sha256);
+      int r = p->sha256[0] ? kp_store_cache_get (b->store, key, id, err) : 0;
+      if (r < 0)
+        return -1;
+      if (r == 1)
+        {
+          kp_cleanup_free char *from = xasprintf ("%s/objects/%.2s/%s", kp_store_path (b->store),
+                                                  id, id + 2);
+          /* A plain name: apt stumbles over some characters of versions in local paths. */
+          kp_cleanup_free char *file = xasprintf ("%s-%.16s.deb", p->name, p->sha256);
+          kp_cleanup_free char *to = xasprintf ("%s/%s", b->debs, file);
+          if (link (from, to) < 0 && errno != EEXIST)
+            return kp_error_errno (err, errno, "offer %s", file);
+          kp_cleanup_free char *control = kp_deb_read_control (to, err);
+          struct stat st;
+          if (control == NULL || stat (to, &st) < 0)
+            {
+              kp_buf_clear (&index);
+              return kp_error_prefix (err, "the package cache's %s", p->name);
+            }
+          kp_buf_printf (&index, "%sFilename: ./%s\nSize: %llu\nSHA256: %s\n\n", control,
+                         file, (unsigned long long) st.st_size, p->sha256);
+          continue;
+        }
+      if (missing++ < 5)
+        kp_buf_printf (&missing_list, "%s%s %s", missing > 1 ? ", " : "", p->name, p->version);
+    }
+  kp_cleanup_free char *packages = xasprintf ("%s/Packages", b->debs);
+  int w = kp_file_write_atomic (packages, index.data ? index.data : "", index.len, 0644, false,
+                                err);
+  kp_buf_clear (&index);
+  if (w < 0)
+    return -1;
+  if (missing && b->opts->offline)
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "offline, and %zu locked package%s not in the "
+                    "package cache: %s%s", missing, missing == 1 ? " is" : "s are",
+                    kp_buf_str (&missing_list), missing > 5 ? ", ..." : "");
+      kp_error_hint (err, "build once with the network (the packages are kept), or drop "
+                          "--offline");
+      kp_buf_clear (&missing_list);
+      return -1;
+    }
+  kp_buf_clear (&missing_list);
+  return 0;
+}
+
+/* Every difference between the installed closure and the lock, one line each. */
+static char *
+locked_diff_as (const kp_lock *lock, const kp_lock_package *got, size_t n_got, const char *a,
+                const char *b)
+{
+  kp_buf d = KP_BUF_INIT;
+  for (size_t i = 0; i < lock->n_packages; i++)
+    {
+      const kp_lock_package *l = &lock->packages[i];
+      const kp_lock_package *g = NULL;
+      for (size_t j = 0; j < n_got && g == NULL; j++)
+        if (strcmp (got[j].name, l->name) == 0 && strcmp (got[j].arch, l->arch) == 0)
+          g = &got[j];
+      if (g == NULL)
+        kp_buf_printf (&d, "  - %s %s %s: %s, not %s\n", l->name, l->version, l->arch, a, b);
+      else if (strcmp (g->version, l->version) != 0)
+        kp_buf_printf (&d, "  ~ %s: %s %s, %s %s\n", l->name, a, l->version, b, g->version);
+      else if (l->sha256[0] && g->sha256[0] && strcmp (g->sha256, l->sha256) != 0)
+        kp_buf_printf (&d, "  ~ %s %s: %s archive %.12s…, %s %.12s…\n", l->name, l->version,
+                       a, l->sha256, b, g->sha256);
+    }
+  for (size_t j = 0; j < n_got; j++)
+    {
+      bool found = false;
+      for (size_t i = 0; i < lock->n_packages && !found; i++)
+        found = strcmp (got[j].name, lock->packages[i].name) == 0
+                && strcmp (got[j].arch, lock->packages[i].arch) == 0;
+      if (!found)
+        kp_buf_printf (&d, "  + %s %s %s: %s, not %s\n", got[j].name, got[j].version,
+                       got[j].arch, b, a);
+    }
+  if (d.len == 0)
+    {
+      kp_buf_clear (&d);
+      return NULL;
+    }
+  return kp_buf_steal (&d);
+}
+
+static char *
+locked_diff (const kp_lock *lock, const kp_lock_package *got, size_t n_got)
+{
+  return locked_diff_as (lock, got, n_got, "locked", "installed");
+}
+
+/* An edited lock: what changed, against the lock the store kept for its env_id. */
+static void
+explain_edited_lock (kp_store *store, const kp_lock *edited, kp_error **err)
+{
+  kp_cleanup_env_record kp_env_record *rec = kp_store_env_read (store, edited->env_id, NULL);
+  size_t len = 0;
+  kp_cleanup_free char *text = rec && rec->lock ? kp_store_get (store, rec->lock, 16 << 20,
+                                                                &len, NULL)
+                                                : NULL;
+  kp_cleanup_lock kp_lock *kept = text ? kp_lock_load_text (text, len, "the store", NULL) : NULL;
+  if (kept == NULL || err == NULL || *err == NULL)
+    return;
+  kp_cleanup_free char *diff = locked_diff_as (kept, edited->packages, edited->n_packages,
+                                               "built with", "the file says");
+  if (diff == NULL)
+    return;
+  kp_error *old = kp_steal_pointer (err);
+  kp_error_set (err, old->status, "%s; against the lock environment %.12s was built with, it "
+                "says:\n%s", old->message, edited->env_id, diff);
+  kp_error_hint (err, "restore the lock from version control, or build without --locked to "
+                      "write a new one");
+  kp_error_free (old);
+}
+
 static int
 install_packages (const char *tree, void *data, kp_error **err)
 {
@@ -312,21 +458,56 @@ install_packages (const char *tree, void *data, kp_error **err)
       kp_error_prefix (err, "start the build sandbox");
       goto out;
     }
-  first = xasprintf (
-      "exec >%s 2>&1; set -e; apt-get update; apt-get install --print-uris -qq -y "
-      "--no-install-recommends%s >%s",
-      LOG_FILE, kp_buf_str (&pkgs), URIS_FILE);
-  if (run_script (b, h, first, err) < 0)
-    goto out;
-  uris_path = xasprintf ("%s%s", tree, URIS_FILE);
-  b->uris = kp_file_read (uris_path, 16 << 20, &len, NULL);
-  if (offer_cached_debs (b, err) < 0)
-    goto out;
-  second = xasprintf (
-      "exec >>%s 2>&1; set -e; cp " DEBS_DIR "/*.deb /var/cache/apt/archives/ 2>/dev/null "
-      "|| true; apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-unsafe-io%s; "
-      "dpkg-query -W -f '${Package}\\t${Version}\\t${Architecture}\\n' >%s",
-      LOG_FILE, kp_buf_str (&pkgs), CLOSURE_FILE);
+  if (b->locked)
+    {
+      /* What the base has; the lock says the rest, to the version. */
+      first = xasprintf ("exec >%s 2>&1; set -e; %sdpkg-query -W -f "
+                         "'${Package}\\t${Version}\\t${Architecture}\\n' >%s",
+                         LOG_FILE, b->opts->offline ? "" : "apt-get update; ", URIS_FILE);
+      if (run_script (b, h, first, err) < 0)
+        goto out;
+      uris_path = xasprintf ("%s%s", tree, URIS_FILE);
+      kp_cleanup_free char *base_closure = kp_file_read (uris_path, 16 << 20, &len, err);
+      kp_buf_clear (&pkgs);
+      if (base_closure == NULL || plan_locked (b, base_closure, &pkgs, err) < 0)
+        goto out;
+      if (b->opts->offline)
+        /* The cache as a local repository (a Packages index this build wrote of the files
+           it offers, checked by apt against their SHA256): apt resolves the order. */
+        second = xasprintf (
+            "exec >>%s 2>&1; set -e; echo 'deb [trusted=yes] file:" DEBS_DIR " ./' "
+            ">/tmp/karapace.list; o='-o Dir::Etc::SourceList=/tmp/karapace.list "
+            "-o Dir::Etc::SourceParts=/nonexistent'; apt-get $o update; "
+            "if [ -n '%s' ]; then apt-get $o install -y --no-install-recommends "
+            "-o Dpkg::Options::=--force-unsafe-io%s; fi; "
+            "dpkg-query -W -f '${Package}\\t${Version}\\t${Architecture}\\n' >%s",
+            LOG_FILE, pkgs.len ? "x" : "", kp_buf_str (&pkgs), CLOSURE_FILE);
+      else
+        second = xasprintf (
+            "exec >>%s 2>&1; set -e; cp " DEBS_DIR "/*.deb /var/cache/apt/archives/ 2>/dev/null "
+            "|| true; if [ -n '%s' ]; then apt-get install -y --no-install-recommends "
+            "--allow-downgrades -o Dpkg::Options::=--force-unsafe-io%s; fi; "
+            "dpkg-query -W -f '${Package}\\t${Version}\\t${Architecture}\\n' >%s",
+            LOG_FILE, pkgs.len ? "x" : "", kp_buf_str (&pkgs), CLOSURE_FILE);
+    }
+  else
+    {
+      first = xasprintf (
+          "exec >%s 2>&1; set -e; apt-get update; apt-get install --print-uris -qq -y "
+          "--no-install-recommends%s >%s",
+          LOG_FILE, kp_buf_str (&pkgs), URIS_FILE);
+      if (run_script (b, h, first, err) < 0)
+        goto out;
+      uris_path = xasprintf ("%s%s", tree, URIS_FILE);
+      b->uris = kp_file_read (uris_path, 16 << 20, &len, NULL);
+      if (offer_cached_debs (b, err) < 0)
+        goto out;
+      second = xasprintf (
+          "exec >>%s 2>&1; set -e; cp " DEBS_DIR "/*.deb /var/cache/apt/archives/ 2>/dev/null "
+          "|| true; apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-unsafe-io%s; "
+          "dpkg-query -W -f '${Package}\\t${Version}\\t${Architecture}\\n' >%s",
+          LOG_FILE, kp_buf_str (&pkgs), CLOSURE_FILE);
+    }
   if (run_script (b, h, second, err) < 0)
     goto out;
   closure_path = xasprintf ("%s%s", tree, CLOSURE_FILE);
@@ -364,6 +545,14 @@ known_sha256 (const build *b, const char *name, const char *version, const char 
       const char *hit = strstr (kp_buf_str (&b->hashes), file);
       if (hit)
         return hit + strlen (file);
+    }
+  /* --locked: what the lock says of the package installed to its version. */
+  for (size_t k = 0; b->locked && k < b->locked->n_packages; k++)
+    {
+      const kp_lock_package *l = &b->locked->packages[k];
+      if (strcmp (l->name, name) == 0 && strcmp (l->version, version) == 0
+          && strcmp (l->arch, arch) == 0 && l->sha256[0])
+        return l->sha256;
     }
   /* The base's own packages, when it was bootstrapped from a mirror. */
   size_t i;
@@ -508,6 +697,41 @@ kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, k
       }
   }
 
+  /* --locked, or packages --offline: the lock beside the manifest is the plan. */
+  const kp_setting *wanted = kp_manifest_setting (b.m, KP_OPT_SYSTEM_PACKAGES);
+  if (opts->locked || (opts->offline && wanted->list_len > 0))
+    {
+      kp_cleanup_free char *lock_path = kp_path_join (b.m->dir, KP_LOCK_FILENAME);
+      if (access (lock_path, F_OK) < 0)
+        {
+          kp_error_set (err, KP_EXIT_MANIFEST, "%s: no %s beside it to install from%s",
+                        opts->manifest, KP_LOCK_FILENAME,
+                        opts->locked ? "" : " (an offline build installs packages from the lock)");
+          kp_error_hint (err, "build once without --locked/--offline: it writes the lock");
+          goto out;
+        }
+      b.locked = kp_lock_load (lock_path, err);
+      if (b.locked == NULL)
+        goto out;
+      if (kp_lock_check_integrity (b.locked, lock_path, err) < 0)
+        {
+          explain_edited_lock (store, b.locked, err);
+          goto out;
+        }
+      kp_cleanup_strv char **diff = kp_lock_diff_manifest (b.locked, b.m);
+      if (diff && diff[0])
+        {
+          kp_buf d = KP_BUF_INIT;
+          for (char **l = diff; *l; l++)
+            kp_buf_printf (&d, "\n  %s", *l);
+          kp_error_set (err, KP_EXIT_MANIFEST, "%s no longer asks for what %s records:%s",
+                        opts->manifest, lock_path, kp_buf_str (&d));
+          kp_error_hint (err, "build without --locked to lock the manifest as it is now");
+          kp_buf_clear (&d);
+          goto out;
+        }
+    }
+
   /* 20 */
   step (&b, 20, "base");
   const kp_setting *image = kp_manifest_setting (b.m, KP_OPT_BASE_IMAGE);
@@ -536,6 +760,16 @@ kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, k
     b.epoch = json_is_integer (sde) ? json_integer_value (sde) : 0;
     kp_lock_base base = { .reference = pr.pinned ? pr.pinned : pr.reference,
                           .digest = pr.digest, .tree_digest = pr.tree_digest };
+    if (b.locked && !kp_str_equal0 (b.locked->base.tree_digest, pr.tree_digest))
+      {
+        kp_error_set (err, KP_EXIT_FAILURE, "the base resolved to another tree than the lock "
+                      "records:\n  locked   %s (%s)\n  resolved %s (%s)",
+                      b.locked->base.tree_digest, b.locked->base.digest, pr.tree_digest,
+                      pr.digest);
+        kp_error_hint (err, "the image moved (a new Release, a new tag): build without "
+                            "--locked to lock it anew");
+        goto out;
+      }
 
     /* 30-50 */
     const kp_setting *pk = kp_manifest_setting (b.m, KP_OPT_SYSTEM_PACKAGES);
@@ -573,6 +807,19 @@ kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, k
               xstrdup (json_string_value (json_object_get (p, "architecture"))),
               xstrdup (json_string_value (json_object_get (p, "sha256"))),
             };
+          }
+      }
+
+    if (b.locked)
+      {
+        kp_cleanup_free char *diff = locked_diff (b.locked, closure, n_closure);
+        if (diff)
+          {
+            kp_error_set (err, KP_EXIT_FAILURE, "the installed packages differ from %s:\n%s",
+                          KP_LOCK_FILENAME, diff);
+            kp_error_hint (err, "the mirror no longer has the locked versions, or the lock was "
+                                "edited: build without --locked to lock what installs now");
+            goto out;
           }
       }
 
@@ -633,6 +880,7 @@ out:
     }
   free (closure);
   kp_lock_free (lock);
+  kp_lock_free (b.locked);
   build_clear (&b);
   return rc;
 }

@@ -30,7 +30,9 @@ typedef struct kp_build_options
   const char *name;              /* name the environment, or NULL (the manifest's name) */
   const kp_image_config *config; /* NULL: defaults */
   const kp_policy *policy;       /* NULL: the default policy */
-  bool offline;                  /* no network: caches only */
+  bool offline;                  /* no network: caches only (packages: from the lock) */
+  bool locked;                   /* install exactly the closure karapace.lock records; any
+                                    difference is an error that lists it */
   bool progress;                 /* progress lines on stderr */
 } kp_build_options;
 

@@ -5,6 +5,9 @@
 #include "base/fs.h"
 #include "image/deb822.h"
 
+#include <archive.h>
+#include <archive_entry.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -446,4 +449,94 @@ out:
   free (rs.chosen);
   free (rs.queue);
   return rc;
+}
+
+/* ---- a package's control paragraph ---- */
+
+static int
+read_member (struct archive *a, size_t max, kp_buf *b, kp_error **err)
+{
+  char buf[8192];
+  for (;;)
+    {
+      la_ssize_t n = archive_read_data (a, buf, sizeof buf);
+      if (n < 0)
+        return kp_error_set (err, KP_EXIT_FAILURE, "%s", archive_error_string (a));
+      if (n == 0)
+        return 0;
+      if (b->len + (size_t) n > max)
+        return kp_error_set (err, KP_EXIT_FAILURE, "larger than %zu bytes", max);
+      kp_buf_append (b, buf, (size_t) n);
+    }
+}
+
+char *
+kp_deb_read_control (const char *path, kp_error **err)
+{
+  struct archive *ar = archive_read_new ();
+  archive_read_support_format_ar (ar);
+  struct archive_entry *e;
+  kp_buf tar = KP_BUF_INIT, control = KP_BUF_INIT;
+  bool found = false;
+  int r = -1;
+  if (archive_read_open_filename (ar, path, 1 << 16) != ARCHIVE_OK)
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "read %s: %s", path,
+                    archive_error_string (ar) ? archive_error_string (ar) : "not a .deb");
+      goto out;
+    }
+  while (!found && archive_read_next_header (ar, &e) == ARCHIVE_OK)
+    {
+      const char *name = archive_entry_pathname (e);
+      if (name && kp_str_has_prefix (name, "control.tar"))
+        {
+          if (read_member (ar, 16 << 20, &tar, err) < 0)
+            goto out;
+          found = true;
+        }
+    }
+  if (!found)
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "%s has no control.tar member", path);
+      goto out;
+    }
+  archive_read_free (ar);
+  ar = archive_read_new ();
+  archive_read_support_filter_all (ar);
+  archive_read_support_format_tar (ar);
+  found = false;
+  if (archive_read_open_memory (ar, tar.data, tar.len) != ARCHIVE_OK)
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "%s: control.tar: %s", path, archive_error_string (ar));
+      goto out;
+    }
+  while (!found && archive_read_next_header (ar, &e) == ARCHIVE_OK)
+    {
+      const char *name = archive_entry_pathname (e);
+      if (name && (strcmp (name, "./control") == 0 || strcmp (name, "control") == 0))
+        {
+          if (read_member (ar, 1 << 20, &control, err) < 0)
+            goto out;
+          found = true;
+        }
+    }
+  if (!found || control.len == 0 || memchr (control.data, '\0', control.len))
+    {
+      kp_error_set (err, KP_EXIT_FAILURE, "%s has no readable control file", path);
+      goto out;
+    }
+  while (control.len > 0 && control.data[control.len - 1] == '\n')
+    control.len--;
+  kp_buf_truncate (&control, control.len);
+  kp_buf_putc (&control, '\n');
+  r = 0;
+out:
+  archive_read_free (ar);
+  kp_buf_clear (&tar);
+  if (r < 0)
+    {
+      kp_buf_clear (&control);
+      return NULL;
+    }
+  return kp_buf_steal (&control);
 }

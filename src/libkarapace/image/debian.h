@@ -56,4 +56,8 @@ void kp_deb_index_clear (kp_deb_index *idx);
 int kp_deb_resolve (const kp_deb_index *idx, bool base, const char *const *extra,
                     const kp_deb_package ***chosen, size_t *n, kp_error **err);
 
+/* The control paragraph of the .deb at `path` (its control.tar's ./control), as text
+ * ending in one newline. */
+char *kp_deb_read_control (const char *path, kp_error **err);
+
 #endif
