@@ -10,6 +10,7 @@
 #include "sandbox/runtime.h"
 #include "sandbox/userns.h"
 #include "schema/identity.h"
+#include "schema/lock.h"
 #include "schema/manifest.h"
 #include "store/store.h"
 
@@ -187,6 +188,214 @@ env_binds (const kp_policy *policy, const kp_manifest *m, kp_bind **out, size_t 
       kp_mount_spec_clear (&spec);
     }
   return 0;
+}
+
+/* ---- rebuild ---- */
+
+int
+kp_cmd_rebuild (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+{
+  static const struct option options[] = { KP_CLI_COMMON_LONG_OPTIONS, { NULL, 0, NULL, 0 } };
+  int c;
+  while ((c = getopt_long (argc, argv, KP_CLI_COMMON_SHORT_OPTIONS, options, NULL)) != -1)
+    {
+      int r = kp_cli_common_option (cli, cmd, c, optarg);
+      if (r != KP_CLI_CONTINUE)
+        return r;
+    }
+  if (argc - optind > 1)
+    return kp_cli_usage_error (cli, cmd, "rebuild takes one manifest");
+  kp_build_options bo = { .manifest = optind < argc ? argv[optind] : "karapace.toml",
+                          .fresh = true, .unnamed = true };
+  kp_error *err = NULL;
+  kp_image_config config = { 0 };
+  if (kp_image_config_load (NULL, &config, &err) < 0)
+    return kp_cli_fail (cli, err);
+  kp_cleanup_policy kp_policy *policy = kp_policy_load (NULL, &err);
+  kp_cleanup_store kp_store *store = policy ? open_env_store (cli, true, "karapace rebuild", &err)
+                                            : NULL;
+  if (store == NULL)
+    {
+      kp_image_config_clear (&config);
+      return kp_cli_fail (cli, err);
+    }
+  bo.config = &config;
+  bo.policy = policy;
+  bo.progress = !cli->quiet && !cli->json && isatty (STDERR_FILENO);
+  /* The environment the lock beside the manifest names, if any: replaced only once the new
+     one is built. */
+  kp_cleanup_free char *dir = kp_path_dirname (bo.manifest);
+  kp_cleanup_free char *lock_path = kp_path_join (dir, "karapace.lock");
+  kp_cleanup_lock kp_lock *old_lock = access (lock_path, F_OK) == 0 ? kp_lock_load (lock_path, NULL)
+                                                                  : NULL;
+  kp_cleanup_env_record kp_env_record *old = old_lock ? kp_store_env_read (store, old_lock->env_id,
+                                                                           NULL)
+                                                      : NULL;
+  if (old && env_running (store, old->env_id))
+    {
+      kp_image_config_clear (&config);
+      kp_error_set (&err, KP_EXIT_FAILURE, "environment %s is running", old->name ? old->name
+                                                                               : old->env_id);
+      kp_error_hint (&err, "stop it first: karapace stop %s", old->name ? old->name : old->env_id);
+      return kp_cli_fail (cli, err);
+    }
+  kp_build_result res = { 0 };
+  int r = kp_build (store, &bo, &res, &err);
+  kp_image_config_clear (&config);
+  if (r < 0)
+    return kp_cli_fail (cli, err); /* the old environment is untouched */
+  kp_cleanup_env_record kp_env_record *rec = kp_store_env_read (store, res.env_id, &err);
+  if (rec == NULL)
+    return kp_cli_fail (cli, err);
+  kp_cleanup_manifest kp_manifest *m = kp_manifest_load (bo.manifest, &err);
+  if (m == NULL)
+    return kp_cli_fail (cli, err);
+  const char *name = kp_manifest_string (m, KP_OPT_NAME);
+  if ((name == NULL || !*name) && old)
+    name = old->name;
+  if (old && strcmp (old->env_id, res.env_id) != 0)
+    {
+      if (kp_store_env_remove (store, old->env_id, &err) < 0)
+        return kp_cli_fail (cli, err);
+      kp_cli_info (cli, "replaced %.12s", old->env_id);
+    }
+  if (name && *name && !kp_str_equal0 (rec->name, name))
+    {
+      free (rec->name);
+      rec->name = xstrdup (name);
+      if (kp_store_env_write (store, rec, &err) < 0)
+        return kp_cli_fail (cli, err);
+    }
+  if (cli->json)
+    {
+      kp_cleanup_json json_t *j = json_pack ("{s:s,s:s?,s:s}", "env_id", res.env_id,
+                                             "replaced", old ? old->env_id : NULL, "lock",
+                                             res.lock_path);
+      kp_cli_print_json (cli, j);
+    }
+  else
+    printf ("%s\n", res.env_id);
+  kp_build_result_clear (&res);
+  return 0;
+}
+
+/* ---- verify ---- */
+
+int
+kp_cmd_verify (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
+{
+  static const struct option options[] = { KP_CLI_COMMON_LONG_OPTIONS, { NULL, 0, NULL, 0 } };
+  int c;
+  while ((c = getopt_long (argc, argv, KP_CLI_COMMON_SHORT_OPTIONS, options, NULL)) != -1)
+    {
+      int r = kp_cli_common_option (cli, cmd, c, optarg);
+      if (r != KP_CLI_CONTINUE)
+        return r;
+    }
+  if (optind + 1 != argc)
+    return kp_cli_usage_error (cli, cmd, "verify takes one environment");
+  const char *which = argv[optind];
+  kp_error *err = NULL;
+  kp_cleanup_store kp_store *store = open_env_store (cli, true, "karapace verify", &err);
+  kp_cleanup_env_record kp_env_record *rec = store ? kp_store_env_lookup (store, which, &err)
+                                                   : NULL;
+  if (rec == NULL)
+    return kp_cli_fail (cli, err);
+  const char *manifest = json_string_value (json_object_get (rec->extra, "manifest"));
+  if (manifest == NULL || access (manifest, R_OK) < 0 || rec->lock == NULL)
+    {
+      kp_error_set (&err, KP_EXIT_FAILURE, "environment %s: its manifest %s is gone", which,
+                    manifest ? manifest : "(unknown)");
+      return kp_cli_fail (cli, err);
+    }
+  /* The lock it was built with, from the store, is the plan for a second build. */
+  size_t len = 0;
+  kp_cleanup_free char *text = kp_store_get (store, rec->lock, 16 << 20, &len, &err);
+  if (text == NULL)
+    return kp_cli_fail (cli, err);
+  kp_cleanup_free char *runtime = kp_runtime_state_dir (&err);
+  if (runtime == NULL)
+    return kp_cli_fail (cli, err);
+  kp_cleanup_free char *lock_file = xasprintf ("%s/verify-%.16s.lock", runtime, rec->env_id);
+  if (kp_file_write_atomic (lock_file, text, len, 0600, false, &err) < 0)
+    return kp_cli_fail (cli, err);
+  kp_image_config config = { 0 };
+  kp_cleanup_policy kp_policy *policy = NULL;
+  if (kp_image_config_load (NULL, &config, &err) < 0
+      || (policy = kp_policy_load (NULL, &err)) == NULL)
+    {
+      unlink (lock_file);
+      return kp_cli_fail (cli, err);
+    }
+  kp_build_options bo = { .manifest = manifest, .config = &config, .policy = policy,
+                          .locked = true, .fresh = true, .no_record = true,
+                          .lock_file = lock_file,
+                          .progress = !cli->quiet && !cli->json && isatty (STDERR_FILENO) };
+  kp_build_result res = { 0 };
+  int r = kp_build (store, &bo, &res, &err);
+  unlink (lock_file);
+  kp_image_config_clear (&config);
+  if (r < 0)
+    return kp_cli_fail (cli, err);
+  const char *had = rec->layers && rec->layers[0] && rec->layers[1] ? rec->layers[1] : "";
+  bool same = strcmp (had, res.packages_tree) == 0 && strcmp (res.env_id, rec->env_id) == 0;
+  /* The layers as they are on disk must still be what their names say. */
+  char now[KP_BLAKE3_HEX_LEN + 1] = "";
+  const char *changed = NULL;
+  for (char **l = rec->layers; l && *l && changed == NULL; l++)
+    {
+      if (kp_store_layer_digest_now (store, *l, now, &err) < 0)
+        return kp_cli_fail (cli, err);
+      if (strcmp (now, *l) != 0)
+        changed = *l;
+    }
+  if (changed)
+    {
+      if (cli->json)
+        {
+          kp_cleanup_json json_t *j = json_pack ("{s:s,s:b,s:s,s:s}", "env_id", rec->env_id,
+                                                 "reproducible", false, "changed_layer", changed,
+                                                 "changed_layer_now", now);
+          kp_cli_print_json (cli, j);
+        }
+      else
+        printf ("not reproducible: layer %.12s of %.12s changed since it was built (its tree "
+                "digests to %.12s now); 'karapace verify-store' reports it\n", changed,
+                rec->env_id, now);
+      kp_build_result_clear (&res);
+      return 1;
+    }
+  size_t total = 0;
+  kp_cleanup_strv char **diff = NULL;
+  if (!same && had[0] && res.packages_tree[0])
+    {
+      diff = kp_store_layer_diff (store, had, res.packages_tree, 50, &total, &err);
+      if (diff == NULL)
+        return kp_cli_fail (cli, err);
+    }
+  if (cli->json)
+    {
+      kp_cleanup_json json_t *j = json_pack ("{s:s,s:b,s:s,s:s,s:o,s:I}", "env_id", rec->env_id,
+                                             "reproducible", same, "packages_tree", had,
+                                             "rebuilt_tree", res.packages_tree, "differences",
+                                             kp_json_strv (diff ? diff : (char *[]){ NULL }),
+                                             "total_differences", (json_int_t) total);
+      kp_cli_print_json (cli, j);
+    }
+  else if (same)
+    printf ("reproducible: %.12s rebuilt from its lock gives the same tree%s%.12s\n",
+            rec->env_id, had[0] ? " " : "", had);
+  else
+    {
+      printf ("not reproducible: %.12s rebuilt from its lock gives %.12s, not %.12s\n",
+              rec->env_id, res.packages_tree, had);
+      for (char **d = diff; d && *d; d++)
+        printf ("  %s\n", *d);
+      if (total > 50)
+        printf ("  … and %zu more\n", total - 50);
+    }
+  kp_build_result_clear (&res);
+  return same ? 0 : 1;
 }
 
 /* ---- the holder of an environment ---- */

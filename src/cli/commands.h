@@ -33,6 +33,8 @@ KP_CMD_DECLARE (archive);
 KP_CMD_DECLARE (unarchive);
 KP_CMD_DECLARE (rename);
 KP_CMD_DECLARE (inspect);
+KP_CMD_DECLARE (rebuild);
+KP_CMD_DECLARE (verify);
 
 #define KP_CMD_NEW_HELP                                                                       \
   "Writes ./karapace.toml (or PATH) for an environment called NAME. Without --template,\n"   \

@@ -52,6 +52,7 @@ typedef struct build
   char *uris;      /* apt-get --print-uris' output */
   kp_buf hashes;   /* " FILENAME SHA256\n" of every .deb this build installed */
   kp_lock *locked; /* --locked: the closure to install exactly */
+  kp_buf locked_names; /* " name:arch" of what --locked installs */
   int64_t epoch;
 } build;
 
@@ -238,6 +239,56 @@ empty_dir (int root, const char *rel, const char *suffix, kp_error **err)
 }
 
 static int
+compare_strings (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* apt's record of what was installed automatically, in a canonical order (apt writes it in
+ * the order of its cache, which depends on the package lists it read). */
+static int
+sort_extended_states (int root, kp_error **err)
+{
+  const char *rel = "var/lib/apt/extended_states";
+  kp_cleanup_close int fd = openat (root, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT ? 0 : kp_error_errno (err, errno, "open /%s", rel);
+  size_t len = 0;
+  kp_cleanup_free char *text = kp_fd_read_all (fd, 64 << 20, &len, err);
+  if (text == NULL)
+    return -1;
+  kp_cleanup_strv char **paras = xcalloc (1, sizeof (char *));
+  size_t n = 0;
+  for (char *start = text; *start;)
+    {
+      char *end = strstr (start, "\n\n");
+      size_t l = end ? (size_t) (end - start) + 1 : strlen (start);
+      while (l > 0 && start[l - 1] == '\n')
+        l--;
+      if (l > 0)
+        {
+          paras = xreallocarray (paras, n + 2, sizeof (char *));
+          paras[n++] = xstrndup (start, l);
+          paras[n] = NULL;
+        }
+      if (end == NULL)
+        break;
+      start = end + 2;
+      while (*start == '\n')
+        start++;
+    }
+  qsort (paras, n, sizeof (char *), compare_strings);
+  kp_buf out = KP_BUF_INIT;
+  for (size_t i = 0; i < n; i++)
+    kp_buf_printf (&out, "%s\n\n", paras[i]);
+  kp_cleanup_free char *path = xasprintf ("/proc/self/fd/%d", root);
+  kp_cleanup_free char *full = xasprintf ("%s/%s", path, rel);
+  int r = kp_file_write_atomic (full, out.data ? out.data : "", out.len, 0644, false, err);
+  kp_buf_clear (&out);
+  return r;
+}
+
+static int
 normalize (void *data, kp_error **err)
 {
   build *b = data;
@@ -266,6 +317,8 @@ normalize (void *data, kp_error **err)
   if (empty_dir (root, "var/lib/apt/lists", NULL, err) < 0
       || empty_dir (root, "var/cache/apt/archives", ".deb", err) < 0
       || empty_dir (root, "var/log/apt", NULL, err) < 0)
+    return -1;
+  if (sort_extended_states (root, err) < 0)
     return -1;
   int r = strip_overlay_xattrs (AT_FDCWD, b->tree, 0);
   if (r < 0)
@@ -310,6 +363,7 @@ plan_locked (build *b, const char *base_closure, kp_buf *args, kp_error **err)
       if (closure_has (base_closure, p))
         continue;
       kp_buf_printf (args, " %s:%s=%s", p->name, p->arch, p->version);
+      kp_buf_printf (&b->locked_names, " %s:%s", p->name, p->arch);
       char id[KP_STORE_OBJECT_ID_LEN + 1];
       kp_cleanup_free char *key = xasprintf ("sha256:%s", p->sha256);
       int r = p->sha256[0] ? kp_store_cache_get (b->store, key, id, err) : 0;
@@ -451,6 +505,7 @@ install_packages (const char *tree, void *data, kp_error **err)
                            .seccomp = KP_SECCOMP_DEFAULT };
   int r = -1;
   kp_cleanup_free char *first = NULL, *second = NULL, *uris_path = NULL, *closure_path = NULL;
+  kp_buf wanted = KP_BUF_INIT;
   size_t len = 0;
   kp_holder *h = kp_holder_start (&spec, err);
   if (h == NULL)
@@ -468,6 +523,10 @@ install_packages (const char *tree, void *data, kp_error **err)
         goto out;
       uris_path = xasprintf ("%s%s", tree, URIS_FILE);
       kp_cleanup_free char *base_closure = kp_file_read (uris_path, 16 << 20, &len, err);
+      /* What the manifest asks for is marked as asked for, the rest as pulled in, as a
+         plain install marks them (apt's extended_states is part of the layer). */
+      kp_buf_clear (&wanted);
+      kp_buf_append (&wanted, pkgs.data, pkgs.len);
       kp_buf_clear (&pkgs);
       if (base_closure == NULL || plan_locked (b, base_closure, &pkgs, err) < 0)
         goto out;
@@ -479,16 +538,20 @@ install_packages (const char *tree, void *data, kp_error **err)
             ">/tmp/karapace.list; o='-o Dir::Etc::SourceList=/tmp/karapace.list "
             "-o Dir::Etc::SourceParts=/nonexistent'; apt-get $o update; "
             "if [ -n '%s' ]; then apt-get $o install -y --no-install-recommends "
-            "-o Dpkg::Options::=--force-unsafe-io%s; fi; "
+            "-o Dpkg::Options::=--force-unsafe-io%s; apt-mark auto%s >/dev/null; "
+            "apt-mark manual%s >/dev/null; fi; "
             "dpkg-query -W -f '${Package}\\t${Version}\\t${Architecture}\\n' >%s",
-            LOG_FILE, pkgs.len ? "x" : "", kp_buf_str (&pkgs), CLOSURE_FILE);
+            LOG_FILE, pkgs.len ? "x" : "", kp_buf_str (&pkgs), kp_buf_str (&b->locked_names),
+            kp_buf_str (&wanted), CLOSURE_FILE);
       else
         second = xasprintf (
             "exec >>%s 2>&1; set -e; cp " DEBS_DIR "/*.deb /var/cache/apt/archives/ 2>/dev/null "
             "|| true; if [ -n '%s' ]; then apt-get install -y --no-install-recommends "
-            "--allow-downgrades -o Dpkg::Options::=--force-unsafe-io%s; fi; "
+            "--allow-downgrades -o Dpkg::Options::=--force-unsafe-io%s; apt-mark auto%s "
+            ">/dev/null; apt-mark manual%s >/dev/null; fi; "
             "dpkg-query -W -f '${Package}\\t${Version}\\t${Architecture}\\n' >%s",
-            LOG_FILE, pkgs.len ? "x" : "", kp_buf_str (&pkgs), CLOSURE_FILE);
+            LOG_FILE, pkgs.len ? "x" : "", kp_buf_str (&pkgs), kp_buf_str (&b->locked_names),
+            kp_buf_str (&wanted), CLOSURE_FILE);
     }
   else
     {
@@ -518,6 +581,7 @@ install_packages (const char *tree, void *data, kp_error **err)
 out:
   kp_holder_release (h);
   kp_buf_clear (&pkgs);
+  kp_buf_clear (&wanted);
   kp_remove_tree_at (AT_FDCWD, b->debs);
   kp_cleanup_error kp_error *ignored = NULL;
   kp_userns_run (cleanup_work, b, r == 0 ? err : &ignored);
@@ -642,13 +706,14 @@ build_clear (build *b)
   free (b->closure);
   free (b->uris);
   kp_buf_clear (&b->hashes);
+  kp_buf_clear (&b->locked_names);
 }
 
 int
 kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, kp_error **err)
 {
   memset (out, 0, sizeof *out);
-  build b = { .opts = opts, .store = store, .hashes = KP_BUF_INIT };
+  build b = { .opts = opts, .store = store, .hashes = KP_BUF_INIT, .locked_names = KP_BUF_INIT };
   int rc = -1;
   kp_lock_package *closure = NULL;
   size_t n_closure = 0;
@@ -667,6 +732,7 @@ kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, k
     goto out;
   /* A lock that still says what the manifest asks for names the identity already: when
      that environment exists, there is nothing to do. */
+  if (!opts->fresh)
   {
     kp_cleanup_free char *lock_path = kp_path_join (b.m->dir, KP_LOCK_FILENAME);
     kp_cleanup_lock kp_lock *old = access (lock_path, F_OK) == 0 ? kp_lock_load (lock_path, NULL)
@@ -701,7 +767,8 @@ kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, k
   const kp_setting *wanted = kp_manifest_setting (b.m, KP_OPT_SYSTEM_PACKAGES);
   if (opts->locked || (opts->offline && wanted->list_len > 0))
     {
-      kp_cleanup_free char *lock_path = kp_path_join (b.m->dir, KP_LOCK_FILENAME);
+      kp_cleanup_free char *lock_path = opts->lock_file ? xstrdup (opts->lock_file)
+                                                        : kp_path_join (b.m->dir, KP_LOCK_FILENAME);
       if (access (lock_path, F_OK) < 0)
         {
           kp_error_set (err, KP_EXIT_MANIFEST, "%s: no %s beside it to install from%s",
@@ -831,6 +898,11 @@ kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, k
   }
   memcpy (out->env_id, lock->env_id, sizeof out->env_id);
   out->n_packages = lock->n_packages;
+  if (opts->no_record)
+    {
+      rc = 0;
+      goto out;
+    }
 
   /* 70 */
   step (&b, 70, "record");
@@ -839,12 +911,16 @@ kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, k
     char lock_id[KP_STORE_OBJECT_ID_LEN + 1];
     if (kp_store_put (store, text, strlen (text), lock_id, err) < 0)
       goto out;
-    const char *name = opts->name ? opts->name : kp_manifest_string (b.m, KP_OPT_NAME);
+    const char *name = opts->unnamed ? NULL
+                       : opts->name ? opts->name
+                                    : kp_manifest_string (b.m, KP_OPT_NAME);
     kp_cleanup_env_record kp_env_record *old = kp_store_env_read (store, lock->env_id, NULL);
     if (old)
       out->existed = true;
     kp_env_record rec = { .state = old ? old->state : KP_ENV_BUILT,
-                          .name = (char *) (name && *name ? name : (old ? old->name : NULL)),
+                          .name = (char *) (name && *name ? name
+                                            : old                   ? old->name
+                                                                    : NULL),
                           .created = old ? old->created : 0,
                           .lock = lock_id };
     memcpy (rec.env_id, lock->env_id, sizeof rec.env_id);

@@ -34,6 +34,12 @@ typedef struct kp_build_options
   bool locked;                   /* install exactly the closure karapace.lock records; any
                                     difference is an error that lists it */
   bool progress;                 /* progress lines on stderr */
+  bool fresh;                    /* never take an existing environment for this build */
+  bool no_record;                /* stop after the lock (step 60): no record, no lock file
+                                    (verify); the layers stay in the store for gc */
+  bool unnamed;                  /* the record gets no name (rebuild names it after) */
+  const char *lock_file;         /* --locked from this lock file instead of the one beside
+                                    the manifest */
 } kp_build_options;
 
 typedef struct kp_build_result

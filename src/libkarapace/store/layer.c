@@ -462,3 +462,150 @@ kp_store_layer_build (kp_store *store, kp_layer_kind kind, kp_layer_build_fn fn,
   memcpy (digest, info.tree_digest, KP_BLAKE3_HEX_LEN + 1);
   return adopt_layer (store, tmpname, dirfd, &info, NULL, err);
 }
+
+/* ---- comparing two layers ---- */
+
+typedef struct records_call
+{
+  int dirfd;
+  const char *name;
+  int out_fd; /* a memfd the records go to */
+} records_call;
+
+static int
+write_record_line (const char *record, size_t len, void *data, kp_error **err)
+{
+  int fd = *(int *) data;
+  if (kp_write_all (fd, record, len) < 0)
+    return kp_error_errno (err, errno, "write the tree's records");
+  return 0;
+}
+
+static int
+records_in_namespace (void *data, kp_error **err)
+{
+  records_call *c = data;
+  uint8_t d[KP_BLAKE3_OUT_LEN];
+  return kp_tree_digest (c->dirfd, c->name, d, write_record_line, &c->out_fd, err);
+}
+
+/* The records of a layer's tree, one per line, in walk order. */
+static char *
+layer_records (kp_store *store, const char *digest, size_t *len, kp_error **err)
+{
+  kp_cleanup_close int fd = memfd_create ("records", MFD_CLOEXEC);
+  if (fd < 0)
+    {
+      kp_error_errno (err, errno, "memfd_create");
+      return NULL;
+    }
+  kp_cleanup_free char *name = xasprintf ("%s/tree", digest);
+  records_call c = { store->layers_fd, name, fd };
+  if (kp_userns_run (records_in_namespace, &c, err) < 0 || lseek (fd, 0, SEEK_SET) < 0)
+    return NULL;
+  return kp_fd_read_all (fd, (size_t) 1 << 31, len, err);
+}
+
+static const char *
+record_path (const char *line, size_t len, size_t *plen)
+{
+  const char *sp = memrchr (line, ' ', len);
+  const char *p = sp ? sp + 1 : line;
+  *plen = (size_t) (line + len - p);
+  return p;
+}
+
+typedef struct record_line
+{
+  const char *line, *path;
+  size_t len, plen;
+} record_line;
+
+static int
+compare_record_paths (const void *x, const void *y)
+{
+  const record_line *a = x, *b = y;
+  size_t m = a->plen < b->plen ? a->plen : b->plen;
+  int c = memcmp (a->path, b->path, m);
+  return c ? c : (a->plen < b->plen ? -1 : a->plen > b->plen);
+}
+
+static record_line *
+split_records (const char *text, size_t len, size_t *n)
+{
+  record_line *v = NULL;
+  *n = 0;
+  for (const char *p = text, *end = text + len; p < end;)
+    {
+      const char *nl = memchr (p, '\n', (size_t) (end - p));
+      size_t l = nl ? (size_t) (nl - p) : (size_t) (end - p);
+      v = xreallocarray (v, *n + 1, sizeof *v);
+      v[*n].line = p;
+      v[*n].len = l;
+      v[*n].path = record_path (p, l, &v[*n].plen);
+      (*n)++;
+      p += l + 1;
+    }
+  if (*n)
+    qsort (v, *n, sizeof *v, compare_record_paths);
+  return v;
+}
+
+char **
+kp_store_layer_diff (kp_store *store, const char *a, const char *b, size_t max, size_t *total,
+                     kp_error **err)
+{
+  size_t la = 0, lb = 0;
+  kp_cleanup_free char *ra = layer_records (store, a, &la, err);
+  kp_cleanup_free char *rb = ra ? layer_records (store, b, &lb, err) : NULL;
+  if (rb == NULL)
+    return NULL;
+  size_t na = 0, nb = 0;
+  kp_cleanup_free record_line *va = split_records (ra, la, &na);
+  kp_cleanup_free record_line *vb = split_records (rb, lb, &nb);
+  char **out = xcalloc (max + 1, sizeof (char *));
+  size_t n = 0, count = 0, i = 0, j = 0;
+  while (i < na || j < nb)
+    {
+      int cmp = i >= na ? 1 : j >= nb ? -1 : compare_record_paths (&va[i], &vb[j]);
+      char *change = NULL;
+      if (cmp < 0)
+        {
+          change = xasprintf ("- %.*s", (int) va[i].plen, va[i].path);
+          i++;
+        }
+      else if (cmp > 0)
+        {
+          change = xasprintf ("+ %.*s", (int) vb[j].plen, vb[j].path);
+          j++;
+        }
+      else
+        {
+          if (va[i].len != vb[j].len || memcmp (va[i].line, vb[j].line, va[i].len) != 0)
+            change = xasprintf ("~ %.*s", (int) va[i].plen, va[i].path);
+          i++;
+          j++;
+        }
+      if (change)
+        {
+          count++;
+          if (n < max)
+            out[n++] = change;
+          else
+            free (change);
+        }
+    }
+  if (total)
+    *total = count;
+  return out;
+}
+
+int
+kp_store_layer_digest_now (kp_store *store, const char *digest, char out[KP_BLAKE3_HEX_LEN + 1],
+                           kp_error **err)
+{
+  if (!kp_store_is_object_id (digest))
+    return kp_store_fail (err, NULL, "'%s' is not a layer digest", digest);
+  kp_cleanup_free char *tree = xasprintf ("%s/tree", digest);
+  return kp_store_tree_digest (store, store->layers_fd, tree, out, err);
+}

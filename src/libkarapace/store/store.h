@@ -224,6 +224,15 @@ int kp_store_layer_from_tars (kp_store *store, const char *const *tar_ids, size_
 typedef int (*kp_layer_build_fn) (const char *tree, void *data, kp_error **err);
 int kp_store_layer_build (kp_store *store, kp_layer_kind kind, kp_layer_build_fn fn,
                           void *data, char digest[KP_BLAKE3_HEX_LEN + 1], kp_error **err);
+/* What differs between the trees of layers a and b: "+ PATH" (only in b), "- PATH" (only
+ * in a), "~ PATH" (type, mode, owner, content, link target or xattrs differ); at most max
+ * lines (NULL-terminated), *total the count of all. Walked in the store's namespace. */
+char **kp_store_layer_diff (kp_store *store, const char *a, const char *b, size_t max,
+                            size_t *total, kp_error **err);
+/* The tree digest of layer `digest`'s tree as it is now (equal to its name unless it was
+ * changed), computed in the store's namespace. */
+int kp_store_layer_digest_now (kp_store *store, const char *digest,
+                               char out[KP_BLAKE3_HEX_LEN + 1], kp_error **err);
 /* Does layer `digest` exist? 1 yes, 0 no, -1 error. */
 int kp_store_layer_exists (kp_store *store, const char *digest, kp_error **err);
 /* Read and verify a layer's record. */
