@@ -9,6 +9,7 @@
 #include "base/fs.h"
 #include "image/image-config.h"
 #include "image/pull.h"
+#include "engine/build.h"
 #include "store/store.h"
 #include "policy/policy.h"
 #include "sandbox/environ.h"
@@ -50,6 +51,8 @@ typedef struct run_options
 {
   const char *rootfs;
   const char *image;  /* a base image in the store (its layer becomes the root) */
+  const char *manifest; /* run MANIFEST -- CMD: built if needed, its layers the root */
+  char **layer_paths;   /* the environment's layers, topmost first */
   char *image_tree;   /* that layer's tree */
   char **mounts; /* HOST:CONTAINER[:ro|:rw] as given */
   size_t n_mounts;
@@ -81,6 +84,7 @@ run_options_clear (run_options *o)
   kp_strv_free (o->devices);
   kp_strv_free (o->env);
   free (o->image_tree);
+  kp_strv_free (o->layer_paths);
 }
 
 static int
@@ -393,8 +397,20 @@ parse_options (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv, ru
     }
   if (o->rootfs && o->image)
     return kp_cli_usage_error (cli, cmd, "--rootfs and --image exclude each other");
-  if (o->rootfs == NULL && o->image == NULL && o->session == NULL)
-    return kp_cli_usage_error (cli, cmd, "--rootfs DIR or --image REF is required");
+  /* run [MANIFEST] -- CMD: a manifest (or ./karapace.toml) in place of --rootfs/--image. */
+  if (o->rootfs == NULL && o->image == NULL && o->session == NULL && optind < argc)
+    {
+      if (strcmp (argv[optind], "--") != 0 && kp_str_has_suffix (argv[optind], ".toml"))
+        o->manifest = argv[optind++];
+      else if (((optind > 0 && strcmp (argv[optind - 1], "--") == 0)
+                || strcmp (argv[optind], "--") == 0)
+               && access ("karapace.toml", F_OK) == 0)
+        o->manifest = "karapace.toml";
+      if (o->manifest && optind < argc && strcmp (argv[optind], "--") == 0)
+        optind++;
+    }
+  if (o->rootfs == NULL && o->image == NULL && o->session == NULL && o->manifest == NULL)
+    return kp_cli_usage_error (cli, cmd, "--rootfs DIR, --image REF or a manifest is required");
   if (optind >= argc)
     return kp_cli_usage_error (cli, cmd, "no command given: karapace run --rootfs DIR -- CMD");
   return KP_CLI_CONTINUE;
@@ -500,9 +516,10 @@ start_holder (kp_cli *cli, const run_options *o, const kp_policy *policy,
       || check_ceiling ("--pids", o->limits.pids_max, policy->max_pids, err) < 0)
     goto out;
 
-  const char *layers[] = { resolved_rootfs, NULL };
+  const char *single[] = { resolved_rootfs, NULL };
+  const char *const *layers = o->layer_paths ? (const char *const *) o->layer_paths : single;
   kp_sandbox_spec spec = {
-    .layers = layers,
+    .layers = (const char **) layers,
     .binds = binds,
     .n_binds = n_binds,
     .devices = (const char *const *) devices,
@@ -605,6 +622,33 @@ kp_cmd_run (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
       /* Not held while the command runs: the holder would inherit the store's lock and
          keep every writer waiting (a session's for as long as it lives). The image record
          keeps the layer; removing the image while it runs is on the user. */
+      kp_store_close (kp_steal_pointer (&store));
+    }
+  if (o.manifest)
+    {
+      /* Built if needed (an unchanged lock whose environment exists costs nothing), then
+         its layers under a throw-away upper layer. */
+      kp_image_config config = { 0 };
+      kp_store_open_options so = { .flags = KP_STORE_WRITE, .purpose = "karapace run",
+                                   .on_wait = kp_cli_store_wait, .user_data = cli };
+      if (kp_image_config_load (NULL, &config, &err) < 0)
+        goto fail;
+      store = kp_store_open_with (cli->store, &so, &err);
+      kp_build_options bo = { .manifest = o.manifest, .config = &config, .policy = policy,
+                              .progress = !cli->quiet && isatty (STDERR_FILENO) };
+      kp_build_result res = { 0 };
+      int br = store ? kp_build (store, &bo, &res, &err) : -1;
+      kp_image_config_clear (&config);
+      if (br < 0)
+        goto fail;
+      o.layer_paths = xcalloc (3, sizeof (char *));
+      size_t k = 0;
+      if (res.packages_tree[0])
+        o.layer_paths[k++] = xasprintf ("%s/layers/%s/tree", kp_store_path (store),
+                                        res.packages_tree);
+      o.layer_paths[k++] = xasprintf ("%s/layers/%s/tree", kp_store_path (store), res.base_tree);
+      o.rootfs = o.layer_paths[k - 1];
+      kp_build_result_clear (&res);
       kp_store_close (kp_steal_pointer (&store));
     }
   if (o.session)

@@ -73,7 +73,9 @@ KP_CMD_DECLARE (verify);
 
 #define KP_CMD_RUN_HELP                                                                       \
   "Runs CMD in a throw-away sandbox over the root filesystem DIR (or a base image of the\n"  \
-  "store, --image), which is never changed:\n"                                                  \
+  "store, --image; or the environment MANIFEST describes, built first when needed, which\n" \
+  "is what `karapace run -- CMD` does in a directory with a karapace.toml), which is never\n"\
+  "changed:\n"                                                                                 \
   "writes go to a temporary layer that disappears with the run. The sandbox has its own\n"   \
   "user, mount, pid, uts, ipc and cgroup namespaces (and network, unless --network host);\n" \
   "you keep your own uid and gid inside, and ids 0-65535 exist when you have subordinate\n"  \

@@ -20,7 +20,7 @@ const kp_cli_command kp_cli_commands[] = {
     KP_CMD_DIGEST_HELP, kp_cmd_digest },
   { "doctor", "", "check that this machine can run environments", KP_CMD_DOCTOR_HELP,
     kp_cmd_doctor },
-  { "run", "--rootfs DIR|--image REF [OPTIONS] -- CMD [ARGS...]",
+  { "run", "--rootfs DIR|--image REF|[MANIFEST] [OPTIONS] -- CMD [ARGS...]",
     "run a command in a throw-away sandbox over a root filesystem", KP_CMD_RUN_HELP,
     kp_cmd_run },
   { "images", "[list|pull|inspect|rm|prune] [ARGS...]",

@@ -127,6 +127,21 @@ def test_exec_uses_the_manifest_mounts(kp, rootfs):
     assert r.returncode == 0 and r.stdout == "from the host\n", r
 
 
+def test_run_manifest_is_throw_away(kp, rootfs):
+    path = manifest(kp, rootfs)
+    r = kp("run", path, "--", "sh", "-c", "echo x > /etc/scratch; cat /etc/scratch")
+    assert r.returncode == 0 and r.stdout == "x\n", r
+    # Built on the way (the lock is there), and nothing of the run stayed.
+    assert (path.parent / "karapace.lock").exists()
+    gone = kp("exec", "demo", "--", "test", "-e", "/etc/scratch")
+    assert gone.returncode == 1, gone
+    # In the manifest's directory, `run -- CMD` finds ./karapace.toml.
+    here = kp("run", "--", "true", cwd=path.parent)
+    assert here.returncode == 0, here
+    nowhere = kp("run", "--", "true", cwd=kp.tmp)
+    assert nowhere.returncode == 64 and "manifest" in nowhere.stderr, nowhere
+
+
 def test_build_errors(kp, rootfs):
     bad = kp.write("bad/karapace.toml", 'manifest_version = 1\n[base]\nimage = "debain/bookworm"\n')
     r = kp("build", bad)
