@@ -53,6 +53,7 @@ typedef struct build
   kp_buf hashes;   /* " FILENAME SHA256\n" of every .deb this build installed */
   kp_lock *locked; /* --locked: the closure to install exactly */
   kp_buf locked_names; /* " name:arch" of what --locked installs */
+  kp_buf offered;      /* " FILENAME\n" of the archives the store gave apt */
   int64_t epoch;
 } build;
 
@@ -127,6 +128,7 @@ offer_cached_debs (build *b, kp_error **err)
       kp_cleanup_free char *to = xasprintf ("%s/%s", b->debs, file);
       if (link (from, to) < 0 && errno != EEXIST)
         return kp_error_errno (err, errno, "offer %s to apt", file);
+      kp_buf_printf (&b->offered, " %s\n", file);
     }
   return 0;
 }
@@ -151,6 +153,13 @@ keep_downloaded_debs (build *b, kp_error **err)
       char sha[KP_DIGEST_STRING_MAX];
       if (kp_digest_fd (KP_DIGEST_SHA256, fd, sha, err) < 0 || lseek (fd, 0, SEEK_SET) < 0)
         return -1;
+      /* What the store gave apt is in the store already: only its hash is needed. */
+      kp_cleanup_free char *mark = xasprintf (" %s\n", de->d_name);
+      if (strstr (kp_buf_str (&b->offered), mark))
+        {
+          kp_buf_printf (&b->hashes, " %s %s\n", de->d_name, sha + 7);
+          continue;
+        }
       struct stat st;
       if (fstat (fd, &st) < 0)
         return kp_error_errno (err, errno, "stat %s", de->d_name);
@@ -707,13 +716,15 @@ build_clear (build *b)
   free (b->uris);
   kp_buf_clear (&b->hashes);
   kp_buf_clear (&b->locked_names);
+  kp_buf_clear (&b->offered);
 }
 
 int
 kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, kp_error **err)
 {
   memset (out, 0, sizeof *out);
-  build b = { .opts = opts, .store = store, .hashes = KP_BUF_INIT, .locked_names = KP_BUF_INIT };
+  build b = { .opts = opts, .store = store, .hashes = KP_BUF_INIT, .locked_names = KP_BUF_INIT,
+              .offered = KP_BUF_INIT };
   int rc = -1;
   kp_lock_package *closure = NULL;
   size_t n_closure = 0;
