@@ -149,6 +149,11 @@ def test_build_errors(kp, rootfs):
     assert "karapace.toml:3:9" in r.stderr and "did you mean" in r.stderr, r
     assert kp("exec", "nope", "--", "true").returncode != 0
     assert kp("destroy", "nope").returncode != 0
+    # Packages on a base without a package manager: said plainly, nothing kept.
+    none = manifest(kp, rootfs, '[system]\npackages = ["git"]\n', directory="nopm")
+    r = kp("build", none)
+    assert r.returncode == 1 and "no package manager" in r.stderr, r
+    assert envs(kp) == []
 
 
 def _mirror_reachable():

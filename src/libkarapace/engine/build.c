@@ -6,6 +6,7 @@
 #include "base/json.h"
 #include "base/util.h"
 #include "hash/digest.h"
+#include "engine/pkgdriver.h"
 #include "image/debian.h"
 #include "image/pull.h"
 #include "image/reference.h"
@@ -54,6 +55,7 @@ typedef struct build
   kp_lock *locked; /* --locked: the closure to install exactly */
   kp_buf locked_names; /* " name:arch" of what --locked installs */
   kp_buf offered;      /* " FILENAME\n" of the archives the store gave apt */
+  const kp_pkg_driver *driver; /* the base's package manager */
   int64_t epoch;
 } build;
 
@@ -599,6 +601,66 @@ out:
   return r;
 }
 
+/* The other package managers: one session installs and lists (docs/build.md). */
+static int
+clean_driver_paths (void *data, kp_error **err)
+{
+  build *b = data;
+  kp_cleanup_close int root = open (b->tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (root < 0)
+    return kp_error_errno (err, errno, "open the new layer");
+  for (const char *const *p = b->driver->clean_paths; *p; p++)
+    {
+      int r = kp_remove_tree_at (root, *p);
+      if (r < 0 && r != -ENOENT)
+        return kp_error_errno (err, -r, "remove /%s", *p);
+    }
+  return 0;
+}
+
+static int
+install_other (const char *tree, void *data, kp_error **err)
+{
+  build *b = data;
+  b->tree = xstrdup (tree);
+  b->work = xasprintf ("%s.work", tree);
+  if (mkdir (b->work, 0700) < 0)
+    return kp_error_errno (err, errno, "prepare the package layer");
+  const char *layers[] = { b->base_tree_path, NULL };
+  kp_sandbox_spec spec = { .layers = layers,
+                           .upper = tree,
+                           .work = b->work,
+                           .network = KP_NET_HOST,
+                           .name = "build",
+                           .seccomp = KP_SECCOMP_DEFAULT };
+  int r = -1;
+  kp_cleanup_free char *install = kp_pkg_install_command (b->driver, b->packages, true);
+  kp_cleanup_free char *script = xasprintf ("exec >%s 2>&1; set -e; %s; %s >%s", LOG_FILE,
+                                            install, b->driver->list_command, CLOSURE_FILE);
+  kp_cleanup_free char *closure_path = xasprintf ("%s%s", tree, CLOSURE_FILE);
+  size_t len = 0;
+  kp_holder *h = kp_holder_start (&spec, err);
+  if (h == NULL)
+    {
+      kp_error_prefix (err, "start the build sandbox");
+      goto out;
+    }
+  if (run_script (b, h, script, err) < 0)
+    goto out;
+  b->closure = kp_file_read (closure_path, 16 << 20, &len, err);
+  if (b->closure == NULL)
+    goto out;
+  r = 0;
+out:
+  kp_holder_release (h);
+  kp_cleanup_error kp_error *ignored = NULL;
+  kp_userns_run (cleanup_work, b, r == 0 ? err : &ignored);
+  if (r == 0 && (kp_userns_run (clean_driver_paths, b, err) < 0
+                 || kp_userns_run (normalize, b, err) < 0))
+    r = -1;
+  return r;
+}
+
 /* ---- 40: the closure, with the hashes this build knows ---- */
 
 static const char *
@@ -856,20 +918,31 @@ kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, k
       b.packages[i] = xstrdup (pk->list[i].value);
     if (pk->list_len > 0)
       {
-        kp_cleanup_free char *apt = xasprintf ("%s/usr/bin/apt-get", b.base_tree_path);
-        struct stat st;
-        if (lstat (apt, &st) < 0)
+        b.driver = kp_pkg_detect (b.base_tree_path);
+        if (b.driver == NULL)
           {
-            kp_error_set (err, KP_EXIT_FAILURE, "the base %s has no apt-get: only apt-based "
-                          "bases can install [system] packages yet", image->string);
+            kp_error_set (err, KP_EXIT_FAILURE, "the base %s has no package manager karapace "
+                          "knows (apt, dnf, zypper, pacman, apk)", image->string);
+            kp_error_hint (err, "choose a base with one, or leave [system] packages empty");
+            goto out;
+          }
+        if (b.driver->id != KP_PKG_APT && (b.locked || opts->offline))
+          {
+            kp_error_set (err, KP_EXIT_FAILURE, "--locked and --offline installs need an apt "
+                          "base for now; %s uses %s", image->string, b.driver->name);
             goto out;
           }
         step (&b, 30, "packages");
-        if (kp_store_layer_build (store, KP_LAYER_PACKAGES, install_packages, &b,
-                                  out->packages_tree, err) < 0)
+        if (kp_store_layer_build (store, KP_LAYER_PACKAGES,
+                                  b.driver->id == KP_PKG_APT ? install_packages : install_other,
+                                  &b, out->packages_tree, err) < 0)
           goto out;
         step (&b, 40, "closure");
-        closure = parse_closure (&b, &n_closure);
+        if (b.driver->id == KP_PKG_APT)
+          closure = parse_closure (&b, &n_closure);
+        else if (kp_pkg_parse_list (b.driver, b.closure ? b.closure : "", &closure, &n_closure,
+                                    err) < 0)
+          goto out;
       }
     else if (json_is_array (json_object_get (b.base_extra, "packages")))
       {
