@@ -61,8 +61,8 @@ echo "bench-debian: $(ls "$cache" | wc -l) packages in mmdebstrap's cache"
 
 # Timed: karapace rebuilds the tree from its package cache (the image record is removed
 # first, so the whole bootstrap runs: verify the InRelease, the index, unpack, dpkg);
-# mmdebstrap the same from its cache, writing a tarball (its fastest output; a directory
-# needs root).
+# mmdebstrap the same from its cache, writing a tarball (a directory output measures
+# about the same).
 mmdeb_cmd="mmdebstrap --quiet --variant=minbase --mode=unshare --skip=essential/unlink \
 --setup-hook='mkdir -p \"\$1\"/var/cache/apt/archives/' \
 --setup-hook='sync-in $cache /var/cache/apt/archives/' $suite $tmp/out.tar $mirror"

@@ -56,7 +56,10 @@ runs=${BENCH_RUNS:-30}
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/run/user/$(id -u)}"
 tmp=$(mktemp -d /tmp/karapace-bench.XXXXXX)
 cleanup () {
-  if [ -n "${warm_pid:-}" ]; then kill "$warm_pid" 2>/dev/null || true; fi
+  if [ -n "${warm_pid:-}" ]; then
+    kill "$warm_pid" 2>/dev/null || true
+    wait "$warm_pid" 2>/dev/null || true
+  fi
   if [ -n "${session:-}" ]; then
     "$karapace" run --session "$session" --stop >/dev/null 2>&1 || true
   fi
@@ -69,7 +72,8 @@ cleanup () {
       unshare rm -rf "$tmp/podman" >/dev/null 2>&1 || true
     if [ -n "$pause" ]; then kill "$pause" 2>/dev/null || true; fi
   fi
-  rm -rf "$tmp" 2>/dev/null || true
+  # The environments' layers belong to subordinate ids: removed in the store's namespace.
+  "$karapace" unshare -- rm -rf "$tmp" 2>/dev/null || rm -rf "$tmp" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 notes=$tmp/notes
