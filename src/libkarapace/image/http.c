@@ -21,7 +21,12 @@
 #include "base/buf.h"
 
 #include <arpa/inet.h>
+/* libcurl is loaded when the network is first needed, not at start-up: its dependencies
+   (TLS, HTTP/2, IDN, Kerberos, LDAP, …) are dozens of libraries whose loading would cost
+   every command — `karapace exec` included — a few milliseconds. */
+#define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +39,95 @@
 
 struct kp_http
 {
+  pthread_mutex_t init_lock;
   CURLSH *share;
   pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 
+static struct
+{
+  bool loaded;
+  char why[256];
+  CURLcode (*global_init) (long);
+  CURL *(*easy_init) (void);
+  CURLcode (*easy_setopt) (CURL *, CURLoption, ...);
+  CURLcode (*easy_perform) (CURL *);
+  CURLcode (*easy_getinfo) (CURL *, CURLINFO, ...);
+  void (*easy_cleanup) (CURL *);
+  const char *(*easy_strerror) (CURLcode);
+  CURLSH *(*share_init) (void);
+  CURLSHcode (*share_setopt) (CURLSH *, CURLSHoption, ...);
+  CURLSHcode (*share_cleanup) (CURLSH *);
+  struct curl_slist *(*slist_append) (struct curl_slist *, const char *);
+  void (*slist_free_all) (struct curl_slist *);
+} lc;
+
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#undef curl_share_setopt
+#define curl_global_init lc.global_init
+#define curl_easy_init lc.easy_init
+#define curl_easy_setopt lc.easy_setopt
+#define curl_easy_perform lc.easy_perform
+#define curl_easy_getinfo lc.easy_getinfo
+#define curl_easy_cleanup lc.easy_cleanup
+#define curl_easy_strerror lc.easy_strerror
+#define curl_share_init lc.share_init
+#define curl_share_setopt lc.share_setopt
+#define curl_share_cleanup lc.share_cleanup
+#define curl_slist_append lc.slist_append
+#define curl_slist_free_all lc.slist_free_all
+
 static void
 global_init (void)
 {
-  curl_global_init (CURL_GLOBAL_DEFAULT);
+  void *so = dlopen ("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+  if (so == NULL)
+    {
+      snprintf (lc.why, sizeof lc.why, "%s", dlerror ());
+      return;
+    }
+  struct
+  {
+    const char *name;
+    void **slot;
+  } syms[] = {
+    { "curl_global_init", (void **) &lc.global_init },
+    { "curl_easy_init", (void **) &lc.easy_init },
+    { "curl_easy_setopt", (void **) &lc.easy_setopt },
+    { "curl_easy_perform", (void **) &lc.easy_perform },
+    { "curl_easy_getinfo", (void **) &lc.easy_getinfo },
+    { "curl_easy_cleanup", (void **) &lc.easy_cleanup },
+    { "curl_easy_strerror", (void **) &lc.easy_strerror },
+    { "curl_share_init", (void **) &lc.share_init },
+    { "curl_share_setopt", (void **) &lc.share_setopt },
+    { "curl_share_cleanup", (void **) &lc.share_cleanup },
+    { "curl_slist_append", (void **) &lc.slist_append },
+    { "curl_slist_free_all", (void **) &lc.slist_free_all },
+  };
+  for (size_t i = 0; i < KP_N_ELEMENTS (syms); i++)
+    if ((*syms[i].slot = dlsym (so, syms[i].name)) == NULL)
+      {
+        snprintf (lc.why, sizeof lc.why, "libcurl.so.4 has no %s", syms[i].name);
+        return;
+      }
+  lc.loaded = curl_global_init (CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  if (!lc.loaded)
+    snprintf (lc.why, sizeof lc.why, "curl_global_init failed");
+}
+
+static int
+need_curl (kp_error **err)
+{
+  pthread_once (&global_once, global_init);
+  if (lc.loaded)
+    return 0;
+  kp_error_set (err, KP_EXIT_FAILURE, "the network needs libcurl, which cannot be loaded: %s",
+                lc.why);
+  kp_error_hint (err, "install it: apt-get install libcurl4");
+  return -1;
 }
 
 static void
@@ -63,10 +147,25 @@ share_unlock (CURL *handle, curl_lock_data data, void *user)
 kp_http *
 kp_http_new (void)
 {
-  pthread_once (&global_once, global_init);
   kp_http *h = xcalloc (1, sizeof *h);
+  pthread_mutex_init (&h->init_lock, NULL);
   for (size_t i = 0; i < KP_N_ELEMENTS (h->locks); i++)
     pthread_mutex_init (&h->locks[i], NULL);
+  return h;
+}
+
+/* The connection cache, made on the first request (loading libcurl then). */
+static int
+http_ready (kp_http *h, kp_error **err)
+{
+  if (need_curl (err) < 0)
+    return -1;
+  pthread_mutex_lock (&h->init_lock);
+  if (h->share != NULL)
+    {
+      pthread_mutex_unlock (&h->init_lock);
+      return 0;
+    }
   h->share = curl_share_init ();
   if (h->share == NULL)
     kp_oom ();
@@ -76,7 +175,8 @@ kp_http_new (void)
   curl_share_setopt (h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_share_setopt (h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   curl_share_setopt (h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-  return h;
+  pthread_mutex_unlock (&h->init_lock);
+  return 0;
 }
 
 void
@@ -84,7 +184,9 @@ kp_http_free (kp_http *h)
 {
   if (h == NULL)
     return;
-  curl_share_cleanup (h->share);
+  if (h->share)
+    curl_share_cleanup (h->share);
+  pthread_mutex_destroy (&h->init_lock);
   for (size_t i = 0; i < KP_N_ELEMENTS (h->locks); i++)
     pthread_mutex_destroy (&h->locks[i]);
   free (h);
@@ -310,6 +412,8 @@ int
 kp_http_get (kp_http *h, const kp_http_request *req, kp_http_response *resp, kp_error **err)
 {
   memset (resp, 0, sizeof *resp);
+  if (http_ready (h, err) < 0)
+    return -1;
   bool https = strncmp (req->url, "https://", 8) == 0;
   bool http = strncmp (req->url, "http://", 7) == 0;
   kp_cleanup_free char *host = url_host (req->url);
