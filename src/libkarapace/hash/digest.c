@@ -4,10 +4,62 @@
 
 #include "hash/blake3.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* libcrypto is loaded on the first SHA-2 digest, not at start-up: it is a large library
+   that most commands (exec, enter, list, …) never need. */
+static struct
+{
+  EVP_MD_CTX *(*ctx_new) (void);
+  void (*ctx_free) (EVP_MD_CTX *);
+  int (*ctx_copy) (EVP_MD_CTX *, const EVP_MD_CTX *);
+  int (*init) (EVP_MD_CTX *, const EVP_MD *, ENGINE *);
+  int (*update) (EVP_MD_CTX *, const void *, size_t);
+  int (*final) (EVP_MD_CTX *, unsigned char *, unsigned int *);
+  const EVP_MD *(*sha256) (void);
+  const EVP_MD *(*sha512) (void);
+} lc;
+static pthread_once_t lc_once = PTHREAD_ONCE_INIT;
+
+static void
+load_libcrypto (void)
+{
+  void *so = dlopen ("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
+  struct
+  {
+    const char *name;
+    void **slot;
+  } syms[] = {
+    { "EVP_MD_CTX_new", (void **) &lc.ctx_new },   { "EVP_MD_CTX_free", (void **) &lc.ctx_free },
+    { "EVP_MD_CTX_copy_ex", (void **) &lc.ctx_copy }, { "EVP_DigestInit_ex", (void **) &lc.init },
+    { "EVP_DigestUpdate", (void **) &lc.update },  { "EVP_DigestFinal_ex", (void **) &lc.final },
+    { "EVP_sha256", (void **) &lc.sha256 },        { "EVP_sha512", (void **) &lc.sha512 },
+  };
+  for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++)
+    if (so == NULL || (*syms[i].slot = dlsym (so, syms[i].name)) == NULL)
+      {
+        fprintf (stderr, "karapace: error: SHA-2 needs libcrypto.so.3, which cannot be "
+                         "loaded: %s\n  hint: install it: apt-get install libssl3\n",
+                 dlerror ());
+        exit (1);
+      }
+}
+
+#define EVP_MD_CTX_new (pthread_once (&lc_once, load_libcrypto), lc.ctx_new)
+#define EVP_MD_CTX_free lc.ctx_free
+#define EVP_MD_CTX_copy_ex lc.ctx_copy
+#define EVP_DigestInit_ex lc.init
+#define EVP_DigestUpdate lc.update
+#define EVP_DigestFinal_ex lc.final
+#define EVP_sha256 lc.sha256
+#define EVP_sha512 lc.sha512
 
 struct kp_digest
 {
@@ -170,7 +222,8 @@ kp_digest_free (kp_digest *d)
 {
   if (d == NULL)
     return;
-  EVP_MD_CTX_free (d->evp);
+  if (d->evp)
+    EVP_MD_CTX_free (d->evp);
   free (d);
 }
 
