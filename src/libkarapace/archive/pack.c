@@ -449,3 +449,45 @@ kp_archive_pack (int dirfd, const char *path, int out_fd, const kp_pack_options 
     kp_blake3_final (&pk.hasher, digest, KP_BLAKE3_OUT_LEN);
   return 0;
 }
+
+#ifdef KP_STATIC_LIBARCHIVE
+/* Only when libarchive is linked statically (meson option static_libarchive).
+ *
+ * libarchive's pax writer reports an entry it cannot archive through one helper,
+ * __archive_write_entry_filetype_unsupported(), which lives in the object that also
+ * holds archive_write_set_format(): the table of every writer libarchive has. Taking
+ * the helper from there pulls in the 7zip, cpio, iso9660, mtree, shar, warc, xar and
+ * zip writers, and with them libxml2 (and so ICU and libstdc++) and nettle -- about
+ * 1.2 ms of dynamic loading on every start of every command, for writers we never
+ * call. Defining the helper here, in an object every link that packs takes before
+ * libarchive's, satisfies the pax writer, so the linker leaves that object out. The
+ * pax writer is the only one we use; the startup-libraries test checks that the
+ * binary does not need those libraries. */
+
+/* The prototype libarchive's private archive_write_private.h declares. */
+void __archive_write_entry_filetype_unsupported (struct archive *a,
+                                                 struct archive_entry *entry,
+                                                 const char *format);
+
+void
+__archive_write_entry_filetype_unsupported (struct archive *a,
+                                            struct archive_entry *entry,
+                                            const char *format)
+{
+  const char *what;
+
+  switch (archive_entry_filetype (entry))
+    {
+    case AE_IFREG: what = "regular files"; break;
+    case AE_IFDIR: what = "directories"; break;
+    case AE_IFLNK: what = "symbolic links"; break;
+    case AE_IFCHR: what = "character devices"; break;
+    case AE_IFBLK: what = "block devices"; break;
+    case AE_IFIFO: what = "named pipes"; break;
+    case AE_IFSOCK: what = "sockets"; break;
+    default: what = "this kind of file"; break;
+    }
+  archive_set_error (a, EINVAL, "%s: the %s format cannot store %s",
+                     archive_entry_pathname (entry), format, what);
+}
+#endif
