@@ -548,6 +548,17 @@ env_holder (kp_store **store, const kp_env_record *rec, const kp_policy *policy,
         net = KP_NET_NONE;
       else if (m && kp_str_equal0 (kp_manifest_string (m, KP_OPT_RUNTIME_NETWORK), "user"))
         net = KP_NET_USER;
+      /* [runtime.resource_limits], within the policy's ceilings: the holder's cgroup,
+         which every session of it joins. */
+      kp_cgroup_limits limits = { 0 };
+      if (m)
+        {
+          if (kp_policy_check_manifest (policy, m, err) < 0)
+            goto out;
+          limits.cpu_shares = (uint64_t) kp_manifest_int (m, KP_OPT_LIMITS_CPU_SHARES);
+          limits.memory_limit_mb = (uint64_t) kp_manifest_int (m, KP_OPT_LIMITS_MEMORY_LIMIT_MB);
+          limits.pids_max = (uint64_t) kp_manifest_int (m, KP_OPT_LIMITS_PIDS_MAX);
+        }
       char short_id[KP_SHORT_ID_LEN + 1];
       kp_identity_short_id (rec->env_id, short_id);
       kp_sandbox_spec spec = { .layers = (const char *const *) layers,
@@ -561,6 +572,7 @@ env_holder (kp_store **store, const kp_env_record *rec, const kp_policy *policy,
                                .name = rec->name ? rec->name : short_id,
                                .seccomp = KP_SECCOMP_DEFAULT,
                                .readonly_root = rec->state == KP_ENV_FROZEN,
+                               .limits = limits,
                                .single_id_as_root = how->as_root };
       h = kp_holder_start (&spec, err);
     }

@@ -102,6 +102,49 @@ def test_concurrent_execs_share_one_sandbox(kp, rootfs):
     assert envs(kp) == []
 
 
+def test_exec_holds_to_the_manifest_limits(kp, rootfs):
+    """[runtime.resource_limits] hold for every command run in the environment: the holder
+    the first exec starts lives in a cgroup with the limits, and later execs join it, so
+    the limits are the environment's, not each command's."""
+    import subprocess
+    import time
+    from conftest import KARAPACE
+    path = manifest(kp, rootfs, "[runtime.resource_limits]\nmemory_limit_mb = 64\n"
+                                "pids_max = 40\n")
+    assert kp("build", path).returncode == 0
+    probe = "/usr/bin/sandbox-probe"
+    small = kp("exec", "demo", "--", probe, "alloc", "16")
+    assert small.returncode == 0 and small.stdout == "survived\n", small
+    big = kp("exec", "demo", "--", probe, "alloc", "256")
+    assert big.returncode == 128 + 9 and "survived" not in big.stdout, big
+    # A first command holds 30 processes; a joined one may not go past the 40 in total.
+    first = subprocess.Popen([KARAPACE, "exec", "demo", "--", "sh", "-c",
+                              "for i in $(seq 30); do sleep 60 & done; echo up; wait"],
+                             env=kp.env, cwd=kp.tmp, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline() == "up\n", first.stderr.read()
+        joined = kp("exec", "demo", "--", "sh", "-c",
+                    "for i in $(seq 12); do sleep 60 & done; wait")
+        assert "can't fork" in joined.stderr, joined
+        big = kp("exec", "demo", "--", probe, "alloc", "256")
+        assert big.returncode == 128 + 9, big
+    finally:
+        first.kill()
+        first.wait()
+    # Above the policy's ceiling, refused before anything runs.
+    kp.write("config/karapace/config.toml", "[policy]\nmax_memory_limit_mb = 32\n")
+    r = kp("exec", "demo", "--", "true")
+    if r.returncode == 0:
+        # A holder was still up from before: wait for it to end.
+        for _ in range(100):
+            time.sleep(0.1)
+            r = kp("exec", "demo", "--", "true")
+            if r.returncode != 0:
+                break
+    assert r.returncode != 0 and "memory_limit_mb" in r.stderr, r
+
+
 def test_identity_follows_the_manifest(kp, rootfs):
     a = kp("build", "--json", manifest(kp, rootfs, directory="a"))
     assert a.returncode == 0, a

@@ -245,3 +245,39 @@ def test_job_control_on_a_terminal(kp, rootfs):
             pass
         os.waitpid(pid, 0)
         os.close(fd)
+
+
+def _confinement(kp, name):
+    """A joined session's view of its own confinement: (status fields, syscall results)."""
+    caps = kp("run", "--session", name, "--", "/usr/bin/sandbox-probe", "caps")
+    assert caps.returncode == 0, caps
+    calls = kp("run", "--session", name, "--", "/usr/bin/sandbox-probe", "syscalls")
+    assert calls.returncode == 0, calls
+    fields = {k.strip(): v.strip() for k, v in
+              (line.split(":", 1) for line in caps.stdout.splitlines() if ":" in line)}
+    return fields, dict(line.split() for line in calls.stdout.splitlines())
+
+
+@pytest.mark.parametrize("damage", [None, b"\x06\x00\x00\x00\x00\x00\xff\x7f"[:5],
+                                    b"\x00" * 8, b""])
+def test_joined_sessions_are_confined_like_the_first(kp, rootfs, damage):
+    """The holder's starter keeps the compiled seccomp filter in the state directory and
+    joined sessions load it rather than compile it (docs/runtime.md). Whatever became of
+    that file -- cut short, not a program the kernel takes, empty -- a joined command runs
+    under the same filter, with no capabilities and no_new_privs."""
+    name = _name()
+    first = _start(kp, rootfs, name, "sleep", "1000")
+    try:
+        kept = _state_dir(kp, name) / "seccomp-default.bpf"
+        assert kept.is_file() and kept.stat().st_size > 0 and kept.stat().st_size % 8 == 0
+        assert kept.stat().st_mode & 0o077 == 0, oct(kept.stat().st_mode)
+        if damage is not None:
+            kept.write_bytes(damage)
+        fields, results = _confinement(kp, name)
+        assert fields["Seccomp"] == "2" and fields["NoNewPrivs"] == "1", fields
+        assert int(fields["CapEff"], 16) == 0 and int(fields["CapBnd"], 16) == 0, fields
+        denied = ["keyctl", "add_key", "unshare-user", "unshare-net", "mount", "setns"]
+        assert {n: results[n] for n in denied} == {n: "EPERM" for n in denied}, results
+    finally:
+        kp("run", "--session", name, "--stop")
+        first.wait(timeout=30)

@@ -263,9 +263,17 @@ kp_lockdown_apply (const kp_lockdown *spec, kp_error **err)
   if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return kp_error_errno (err, errno, "lockdown: PR_SET_NO_NEW_PRIVS");
 
+  /* A program compiled in advance; if the kernel refuses it (one a holder's starter kept
+   * in its state directory, damaged since), the profile is compiled here instead. */
+  bool loaded = false;
   if (spec->seccomp_program && spec->seccomp_program->profile == spec->seccomp
-          ? kp_seccomp_load_program (spec->seccomp_program, err) < 0
-          : kp_seccomp_load (spec->seccomp, err) < 0)
+      && spec->seccomp_program->filter != NULL)
+    {
+      kp_error *refused = NULL;
+      loaded = kp_seccomp_load_program (spec->seccomp_program, &refused) == 0;
+      kp_error_free (refused);
+    }
+  if (!loaded && kp_seccomp_load (spec->seccomp, err) < 0)
     return kp_error_prefix (err, "lockdown");
 
   if (kp_fds_close_from (3, spec->keep_fd, true, err) < 0)

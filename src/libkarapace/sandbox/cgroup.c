@@ -275,20 +275,25 @@ hierarchy_top (const host_view *h, const char *controller)
   return kp_cgroup_mount_point (h->mountinfo, controller);
 }
 
+/* A cgroup of a hierarchy (controller NULL: the unified one), as a host directory, or
+ * NULL. */
+static char *
+entry_dir (const host_view *h, const char *controller, const char *path)
+{
+  if (h->root == NULL)
+    return kp_cgroup_mount_dir (h->mountinfo, controller, path);
+  kp_cleanup_free char *top = hierarchy_top (h, controller);
+  if (top == NULL)
+    return NULL;
+  return strcmp (path, "/") == 0 ? kp_steal_pointer (&top) : xasprintf ("%s%s", top, path);
+}
+
 /* The caller's own cgroup in a hierarchy, as a host directory, or NULL. */
 static char *
 own_dir (const host_view *h, const char *controller)
 {
   const kp_cgroup_entry *en = kp_cgroup_entries_find (&h->self, controller);
-  if (en == NULL)
-    return NULL;
-  if (h->root == NULL)
-    return kp_cgroup_mount_dir (h->mountinfo, controller, en->path);
-  kp_cleanup_free char *top = hierarchy_top (h, controller);
-  if (top == NULL)
-    return NULL;
-  return strcmp (en->path, "/") == 0 ? kp_steal_pointer (&top)
-                                     : xasprintf ("%s%s", top, en->path);
+  return en ? entry_dir (h, controller, en->path) : NULL;
 }
 
 /* ---- creating --------------------------------------------------------------------- */
@@ -676,6 +681,66 @@ kp_cgroup_create (const kp_cgroup_limits *limits, const char *name, const kp_cgr
     cg = create_v1 (&h, limits, name, err);
   host_view_clear (&h);
   return cg;
+}
+
+/* ---- finding a run's cgroup again ------------------------------------------------ */
+
+bool
+kp_cgroup_is_run_name (const char *name)
+{
+  const char *dash = strrchr (name, '-');
+  return kp_str_has_prefix (name, "karapace-") && dash != NULL && dash > name + 8
+         && dash[1] != '\0' && strspn (dash + 1, "0123456789") == strlen (dash + 1);
+}
+
+kp_cgroup *
+kp_cgroup_of_process (pid_t pid, const kp_cgroup_host *host, kp_error **err)
+{
+  char proc[64];
+  snprintf (proc, sizeof proc, "/proc/%d/cgroup", (int) pid);
+  kp_cgroup_host where = host ? *host : (kp_cgroup_host){ 0 };
+  if (where.proc_cgroup == NULL && where.proc_cgroup_path == NULL)
+    where.proc_cgroup_path = proc;
+  host_view h;
+  if (host_view_load (&h, &where, err) < 0)
+    {
+      host_view_clear (&h);
+      return NULL;
+    }
+  bool v2 = host_is_v2 (&h);
+  kp_cgroup *cg = xcalloc (1, sizeof *cg);
+  cg->version = v2 ? KP_CGROUP_V2 : KP_CGROUP_V1;
+  cg->dirs = xcalloc (h.self.len + 1, sizeof *cg->dirs);
+  size_t n = 0;
+  for (size_t i = 0; i < h.self.len; i++)
+    {
+      const kp_cgroup_entry *en = &h.self.entries[i];
+      const char *base = strrchr (en->path, '/');
+      if ((en->hierarchy == 0) != v2 || base == NULL || !kp_cgroup_is_run_name (base + 1))
+        continue;
+      /* A v1 hierarchy by its first controller ("cpu" of "cpu,cpuacct"). */
+      kp_cleanup_free char *controller
+          = v2 ? NULL : xstrndup (en->controllers, strcspn (en->controllers, ","));
+      char *dir = entry_dir (&h, controller, en->path);
+      if (dir == NULL)
+        continue;
+      cg->dirs[n++] = dir;
+      if (v2 || kp_cgroup_list_contains (en->controllers, ',', "memory"))
+        cg->memory_dir = dir;
+    }
+  host_view_clear (&h);
+  if (n == 0)
+    {
+      cgroup_free (cg);
+      return NULL;
+    }
+  return cg;
+}
+
+void
+kp_cgroup_forget (kp_cgroup *cg)
+{
+  cgroup_free (cg);
 }
 
 /* ---- using ------------------------------------------------------------------------ */

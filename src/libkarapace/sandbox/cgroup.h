@@ -23,6 +23,7 @@
 
 #include "base/error.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -134,6 +135,14 @@ char *const *kp_cgroup_get_dirs (const kp_cgroup *cg);
 /* Kill what is left inside (cgroup.kill on v2 when the kernel has it, else SIGKILL to
  * every listed process until none remains), remove the directories, and free cg. Freed
  * also on failure; the error then names the directory left behind. NULL is a no-op. */
+/* The cgroup a run made that process pid lives in (a persistent holder's, found again by
+ * a later session): in each hierarchy, its cgroup when named like one kp_cgroup_create()
+ * makes for a run (karapace-NAME-PID). NULL without an error when there is none. */
+kp_cgroup *kp_cgroup_of_process (pid_t pid, const kp_cgroup_host *host, kp_error **err);
+bool kp_cgroup_is_run_name (const char *name);
+/* Let go of cg without removing anything (a persistent holder's cgroup outlives us; it is
+ * removed once empty by a later run's sweep, or by systemd with its scope). */
+void kp_cgroup_forget (kp_cgroup *cg);
 int kp_cgroup_destroy (kp_cgroup *cg, kp_error **err);
 /* Destroy, ignoring errors: for cleanup attributes. */
 void kp_cgroup_destroyp (kp_cgroup **cg);

@@ -330,6 +330,7 @@ holder_free (kp_holder *h)
   kp_cgroup_destroyp (&h->cg);
   kp_usernet_stop (h->net);
   kp_seccomp_program_clear (&h->seccomp);
+  free (h->state_dir);
   free (h->overlay);
   free (h->fallback_reason);
   kp_strv_free (h->warnings);
@@ -464,11 +465,9 @@ sweep_stale_cgroups (const kp_cgroup *cg)
       struct dirent *de;
       while ((de = readdir (dir)) != NULL)
         {
-          const char *dash = strrchr (de->d_name, '-');
-          if (!kp_str_has_prefix (de->d_name, "karapace-") || dash == NULL || dash[1] == '\0'
-              || strspn (dash + 1, "0123456789") != strlen (dash + 1))
+          if (!kp_cgroup_is_run_name (de->d_name))
             continue;
-          long pid = strtol (dash + 1, NULL, 10);
+          long pid = strtol (strrchr (de->d_name, '-') + 1, NULL, 10);
           if (pid <= 0 || pid == getpid () || kill ((pid_t) pid, 0) == 0 || errno != ESRCH)
             continue;
           unlinkat (dirfd (dir), de->d_name, AT_REMOVEDIR);
@@ -480,6 +479,31 @@ static bool
 limits_asked (const kp_cgroup_limits *l)
 {
   return l->cpu_shares || l->memory_limit_mb || l->pids_max;
+}
+
+char *
+kp_holder_seccomp_path (const char *state_dir, kp_seccomp_profile profile)
+{
+  return xasprintf ("%s/seccomp-%s.bpf", state_dir, kp_seccomp_profile_name (profile));
+}
+
+/* A new holder's filter replaces what an earlier one of the same state directory kept;
+ * any other profile's file goes, so that no joiner loads a filter this holder did not
+ * make. Failing to keep it only costs joiners a compile. */
+static void
+keep_seccomp (const char *state_dir, const kp_seccomp_program *program)
+{
+  for (kp_seccomp_profile p = KP_SECCOMP_DEFAULT; p <= KP_SECCOMP_NESTING; p++)
+    {
+      kp_cleanup_free char *path = kp_holder_seccomp_path (state_dir, p);
+      if (p == program->profile)
+        {
+          kp_cleanup_error kp_error *ignored = NULL;
+          if (kp_seccomp_program_save (program, path, &ignored) == 0)
+            continue;
+        }
+      unlink (path);
+    }
 }
 
 kp_holder *
@@ -503,12 +527,6 @@ kp_holder_start (const kp_sandbox_spec *spec, kp_error **err)
   if (choose_map (h, spec, &root_caller, err) < 0)
     goto fail;
 
-  if (limits_asked (&spec->limits) && spec->state_dir)
-    {
-      kp_error_set (err, KP_EXIT_RUNTIME,
-                    "resource limits on a persistent holder are not supported yet");
-      goto fail;
-    }
   h->persistent = spec->state_dir != NULL;
   if (limits_asked (&spec->limits))
     {
@@ -577,6 +595,8 @@ kp_holder_start (const kp_sandbox_spec *spec, kp_error **err)
     }
   if (root_caller && kp_seccomp_compile (spec->seccomp, &h->seccomp, err) < 0)
     goto fail;
+  if (spec->state_dir)
+    keep_seccomp (spec->state_dir, &h->seccomp);
   if (h->cg && kp_cgroup_attach (h->cg, pid, err) < 0)
     goto fail;
   if (spec->network == KP_NET_USER && (h->net = kp_usernet_start (pid, err)) == NULL)
@@ -682,6 +702,7 @@ kp_holder_connect (const char *state_dir, kp_error **err)
   kp_holder *h = xcalloc (1, sizeof *h);
   h->pid = -1;
   h->pidfd = -1;
+  h->state_dir = xstrdup (state_dir);
   h->sock = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (h->sock < 0 || connect (h->sock, (struct sockaddr *) &addr, sizeof addr) < 0)
     {
@@ -728,6 +749,9 @@ kp_holder_connect (const char *state_dir, kp_error **err)
       kp_error_free (carried);
       if (kind == KP_SYNC_READY)
         {
+          /* Sessions join the holder's cgroup too, so that its limits hold for them. */
+          kp_cleanup_error kp_error *no_cgroup = NULL;
+          h->cg = kp_cgroup_of_process (h->pid, NULL, &no_cgroup);
           h->network = (value & KP_HOLDER_HELLO_NETNS) ? KP_NET_NONE : KP_NET_HOST;
           h->map.full = (value & KP_HOLDER_HELLO_FULL_MAP) != 0;
           h->joined = true;
@@ -759,6 +783,10 @@ kp_holder_release (kp_holder *h)
   else if (h->pid > 0 && !h->joined)
     waitpid (h->pid, NULL, WNOHANG);
   h->pid = -1;
+  /* A persistent holder's cgroup lives as long as the holder: removing it would kill
+   * every session. It goes once empty (sweep_stale_cgroups, or systemd with its scope). */
+  if (h->persistent || h->joined)
+    kp_cgroup_forget (kp_steal_pointer (&h->cg));
   holder_free (h);
 }
 

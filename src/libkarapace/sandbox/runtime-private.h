@@ -29,6 +29,9 @@ int kp_rootfs_setup_run (kp_rootfs_setup *setup, kp_error **err);
 
 /* A persistent holder's listening socket, in its state directory. */
 #define KP_HOLDER_SOCKET "holder.sock"
+/* The compiled seccomp filter its starter keeps beside it, seccomp-PROFILE.bpf, so that
+ * joiners load it without compiling (kp_holder_join). */
+char *kp_holder_seccomp_path (const char *state_dir, kp_seccomp_profile profile);
 /* Flags of the hello a holder sends on a new connection. */
 #define KP_HOLDER_HELLO_NETNS 1    /* the holder has its own network namespace */
 #define KP_HOLDER_HELLO_FULL_MAP 2 /* subordinate ids are mapped (setgroups allowed) */
@@ -44,7 +47,9 @@ struct kp_holder
   kp_idmap map;
   kp_cgroup *cg;   /* NULL without limits */
   kp_usernet *net; /* NULL unless network is user */
-  kp_seccomp_program seccomp; /* spec->seccomp, compiled */
+  kp_seccomp_program seccomp; /* spec->seccomp, compiled (started), or as the starter
+                               * kept it (joined, read on the first session) */
+  char *state_dir;            /* a joined holder's state directory */
   char *overlay;
   char *fallback_reason;
   char **warnings;

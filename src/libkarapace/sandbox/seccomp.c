@@ -345,6 +345,38 @@ kp_seccomp_load_program (const kp_seccomp_program *program, kp_error **err)
                          kp_seccomp_profile_name (program->profile));
 }
 
+int
+kp_seccomp_program_save (const kp_seccomp_program *program, const char *path, kp_error **err)
+{
+  if (program->profile == KP_SECCOMP_NONE || program->filter == NULL || program->len == 0)
+    return kp_error_set (err, KP_EXIT_RUNTIME, "seccomp: no compiled filter to keep");
+  return kp_file_write_atomic (path, program->filter,
+                               program->len * sizeof (struct sock_filter), 0600, false, err);
+}
+
+int
+kp_seccomp_program_read (const char *path, kp_seccomp_profile profile,
+                         kp_seccomp_program *out, kp_error **err)
+{
+  memset (out, 0, sizeof *out);
+  if (check_profile (profile, err) < 0)
+    return -1;
+  size_t size = 0;
+  /* BPF_MAXINSNS instructions at most, as the kernel takes. */
+  char *data = kp_file_read (path, BPF_MAXINSNS * sizeof (struct sock_filter), &size, err);
+  if (data == NULL)
+    return -1;
+  if (size == 0 || size % sizeof (struct sock_filter) != 0)
+    {
+      free (data);
+      return kp_error_set (err, KP_EXIT_RUNTIME, "seccomp: %s is not a compiled filter", path);
+    }
+  out->profile = profile;
+  out->filter = data;
+  out->len = size / sizeof (struct sock_filter);
+  return 0;
+}
+
 void
 kp_seccomp_program_clear (kp_seccomp_program *program)
 {

@@ -53,6 +53,15 @@ int kp_seccomp_compile (kp_seccomp_profile profile, kp_seccomp_program *out, kp_
  * kp_seccomp_load does it). Does not allocate unless it fails. */
 int kp_seccomp_load_program (const kp_seccomp_program *program, kp_error **err);
 void kp_seccomp_program_clear (kp_seccomp_program *program);
+/* Keep a compiled program in a file (replaced atomically, mode 0600), and read it back for
+ * the given profile: a persistent holder keeps its filter in its state directory so that
+ * every later session loads it without compiling. A missing, short or oversized file is
+ * an error (the caller compiles instead); the kernel checks the program when it is
+ * loaded. */
+int kp_seccomp_program_save (const kp_seccomp_program *program, const char *path,
+                             kp_error **err);
+int kp_seccomp_program_read (const char *path, kp_seccomp_profile profile,
+                             kp_seccomp_program *out, kp_error **err);
 
 /* Write the profile's filter as raw BPF (struct sock_filter[]) to fd, for inspection with
  * a BPF disassembler; nothing is loaded. */

@@ -318,6 +318,18 @@ kp_holder_join (kp_holder *h, const kp_session_spec *s, int *exit_status, kp_err
       return kp_error_errno (err, e, "signalfd");
     }
 
+  /* The filter the holder's starter compiled, once per connection: loading it in the
+   * command's process costs far less than compiling it there. Without it, the command's
+   * process compiles. */
+  if (h->joined && h->state_dir && s->seccomp != KP_SECCOMP_NONE
+      && (h->seccomp.profile != s->seccomp || h->seccomp.filter == NULL))
+    {
+      kp_seccomp_program_clear (&h->seccomp);
+      kp_cleanup_free char *path = kp_holder_seccomp_path (h->state_dir, s->seccomp);
+      kp_cleanup_error kp_error *ignored = NULL;
+      kp_seccomp_program_read (path, s->seccomp, &h->seccomp, &ignored);
+    }
+
   command_args args = { h, s, fds[1], tty_control, &old_mask };
   pid_t caller = getpid ();
   fflush (NULL);
