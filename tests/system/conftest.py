@@ -353,3 +353,20 @@ def lxc_server(tmp_path, _lxc_tarball, _busybox_tree):
     yield srv
     srv.stop()
 # ==== end of registries, OCI test images and an LXC image server ====
+
+
+# ==== A local Debian mirror (debmirror.py) ====
+
+@pytest.fixture(scope="module")
+def deb_mirror():
+    """A debmirror.DebMirror on 127.0.0.1, shared by the module, forwarding to the real
+    Debian mirror with its disk cache in $KARAPACE_TEST_CACHE/mirror: .url
+    ("http://127.0.0.1:PORT/debian"), .tamper(match, fn)/.untamper(), .counts, .count(match),
+    .requests, .down, .fetch(path), .packages(suite), .stop(). Tests that alter it put it
+    back. Skips when deb.debian.org does not answer."""
+    from debmirror import UPSTREAM, DebMirror, upstream_reachable
+    if not upstream_reachable():
+        pytest.skip(f"{UPSTREAM} is not reachable (HEAD dists/bookworm/InRelease, 10 s)")
+    mirror = DebMirror(_test_cache() / "mirror")
+    yield mirror
+    mirror.stop()

@@ -74,6 +74,7 @@ typedef struct bootstrap
   int64_t epoch;
   int rounds; /* dpkg runs after the Essential one */
   bool merged_usr;
+  uint64_t index_bytes; /* the package index as fetched (0 when it came from the store) */
   /* downloads */
   pthread_mutex_t lock;
   uint64_t done_bytes, total_bytes;
@@ -303,6 +304,7 @@ load_index (bootstrap *b, kp_error **err)
       kp_pull_progress_report ("Packages", 0, f->size, false, ctx->progress);
       if (fetch_small (b, rel, f->size + 1, &data, &len, err) < 0)
         return kp_error_prefix (err, "fetch the package index");
+      b->index_bytes = len;
       kp_pull_progress_report ("Packages", len, f->size, true, ctx->progress);
     }
   char got[KP_DIGEST_STRING_MAX];
@@ -1114,6 +1116,11 @@ kp_pull_debian (kp_pull_ctx *ctx, kp_pull_result *out, kp_error **err)
 
   if (load_index (&b, err) < 0 || resolve (&b, err) < 0)
     goto out;
+  if (b.index_bytes > 0)
+    {
+      out->bytes += b.index_bytes;
+      out->requests++;
+    }
   {
     uint64_t total = 0;
     for (size_t i = 0; i < b.n; i++)
