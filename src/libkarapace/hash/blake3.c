@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef KP_BLAKE3_X86
+#include <cpuid.h>
+#endif
 
 /* Chunks per subtree handed to hash_many() at once: bounds the stack space for the
  * chaining values (8 KiB) while leaving vector backends many full batches. */
@@ -163,37 +166,76 @@ kp_blake3_hash_many_portable (const uint8_t *input, size_t n_inputs, size_t n_bl
 
 /* ---- Backends ---- */
 
+struct cpu_features;
+
 typedef struct backend
 {
   const char *name;
   kp_blake3_hash_many_fn *hash_many;
-  bool (*supported) (void);
+  bool (*supported) (const struct cpu_features *cpu);
 } backend;
 
-static bool
-always_supported (void)
+/* What the CPU offers and the kernel saves across context switches, read with cpuid and
+ * xgetbv when a digest is first needed. (Not __builtin_cpu_supports: that pulls in
+ * libgcc's constructor, which runs a dozen cpuid instructions -- each a trap to the
+ * hypervisor on a virtual machine -- at the start of every command, hashing or not.) */
+typedef struct cpu_features
 {
+  bool sse41, avx2, avx512f;
+} cpu_features;
+
+static void
+detect_cpu (cpu_features *f)
+{
+  memset (f, 0, sizeof *f);
+#ifdef KP_BLAKE3_X86
+  unsigned a, b, c, d;
+  if (!__get_cpuid (1, &a, &b, &c, &d))
+    return;
+  f->sse41 = (c & bit_SSE4_1) != 0;
+  bool avx = (c & bit_AVX) != 0;
+  uint64_t xcr0 = 0;
+  if (c & bit_OSXSAVE)
+    {
+      unsigned lo, hi;
+      __asm__ volatile ("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+      xcr0 = ((uint64_t) hi << 32) | lo;
+    }
+  bool ymm = (xcr0 & 0x6) == 0x6;           /* SSE and AVX state */
+  bool zmm = ymm && (xcr0 & 0xe0) == 0xe0;  /* opmask and both halves of ZMM */
+  if (__get_cpuid_max (0, NULL) < 7)
+    return;
+  __cpuid_count (7, 0, a, b, c, d);
+  f->avx2 = avx && ymm && (b & bit_AVX2) != 0;
+  f->avx512f = zmm && (b & bit_AVX512F) != 0;
+#endif
+}
+
+static bool
+always_supported (const cpu_features *cpu)
+{
+  (void) cpu;
   return true;
 }
 
 #ifdef KP_BLAKE3_X86
 static bool
-cpu_has_sse41 (void)
+cpu_has_sse41 (const cpu_features *cpu)
 {
-  return __builtin_cpu_supports ("sse4.1");
+  return cpu->sse41;
 }
 
 static bool
-cpu_has_avx2 (void)
+cpu_has_avx2 (const cpu_features *cpu)
 {
-  return __builtin_cpu_supports ("avx2");
+  return cpu->avx2;
 }
 
 static bool
-cpu_has_avx512 (void)
+cpu_has_avx512 (const cpu_features *cpu)
 {
   /* The AVX-512 backend finishes odd batches with the AVX2 one. */
-  return __builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("avx2");
+  return cpu->avx512f && cpu->avx2;
 }
 #endif
 
@@ -213,29 +255,28 @@ static const backend backends[] = {
 static const backend *current_backend;
 
 static const backend *
-find_backend (const char *name)
+find_backend (const char *name, const cpu_features *cpu)
 {
   for (size_t i = 0; i < KP_N_ELEMENTS (backends); i++)
     if (strcmp (backends[i].name, name) == 0)
-      return backends[i].supported () ? &backends[i] : NULL;
+      return backends[i].supported (cpu) ? &backends[i] : NULL;
   return NULL;
 }
 
 static const backend *
 choose_backend (void)
 {
-#ifdef KP_BLAKE3_X86
-  __builtin_cpu_init ();
-#endif
+  cpu_features cpu;
+  detect_cpu (&cpu);
   const char *forced = getenv ("KARAPACE_BLAKE3_BACKEND");
   if (forced && *forced)
     {
-      const backend *b = find_backend (forced);
+      const backend *b = find_backend (forced, &cpu);
       if (b)
         return b;
     }
   for (size_t i = 0; i < KP_N_ELEMENTS (backends); i++)
-    if (backends[i].supported ())
+    if (backends[i].supported (&cpu))
       return &backends[i];
   return &backends[KP_N_ELEMENTS (backends) - 1];
 }
@@ -261,7 +302,9 @@ kp_blake3_backend (void)
 int
 kp_blake3_select_backend (const char *name)
 {
-  const backend *b = name ? find_backend (name) : choose_backend ();
+  cpu_features cpu;
+  detect_cpu (&cpu);
+  const backend *b = name ? find_backend (name, &cpu) : choose_backend ();
   if (b == NULL)
     return -1;
   __atomic_store_n (&current_backend, b, __ATOMIC_RELEASE);
