@@ -414,6 +414,36 @@ typedef struct account_call
   const char *passwd_line, *group_line, *user, *group;
 } account_call;
 
+/* upper/etc/NAME as the environment sees it (the upper layer's copy, else the layers'),
+ * or NULL. */
+static char *
+read_etc (const account_call *c, const char *name, size_t *len)
+{
+  kp_cleanup_free char *up = xasprintf ("%s/etc/%s", c->upper, name);
+  kp_cleanup_free char *low = xasprintf ("%s/%s", c->lower_etc, name);
+  char *text = kp_file_read (up, 4 << 20, len, NULL);
+  return text ? text : kp_file_read (low, 4 << 20, len, NULL);
+}
+
+static bool
+has_entry (const char *text, const char *key)
+{
+  kp_cleanup_free char *prefix = xasprintf ("%s:", key);
+  kp_cleanup_free char *nl_prefix = xasprintf ("\n%s:", key);
+  return text && (kp_str_has_prefix (text, prefix) || strstr (text, nl_prefix) != NULL);
+}
+
+/* Are both entries there already? Read from the host, so that the usual case (every
+ * start after the first) needs no user namespace to write them. */
+static bool
+account_present (const account_call *c)
+{
+  size_t len = 0;
+  kp_cleanup_free char *passwd = read_etc (c, "passwd", &len);
+  kp_cleanup_free char *group = read_etc (c, "group", &len);
+  return has_entry (passwd, c->user) && has_entry (group, c->group);
+}
+
 /* Append LINE to upper/etc/NAME (copied up from the layers first) unless an entry of
  * that name is there. */
 static int
@@ -421,18 +451,12 @@ add_entry (const account_call *c, const char *name, const char *key, const char 
            kp_error **err)
 {
   kp_cleanup_free char *up = xasprintf ("%s/etc/%s", c->upper, name);
-  kp_cleanup_free char *low = xasprintf ("%s/%s", c->lower_etc, name);
   size_t len = 0;
-  kp_cleanup_free char *text = kp_file_read (up, 4 << 20, &len, NULL);
-  if (text == NULL)
-    text = kp_file_read (low, 4 << 20, &len, NULL);
+  kp_cleanup_free char *text = read_etc (c, name, &len);
   kp_buf b = KP_BUF_INIT;
   if (text)
     kp_buf_append (&b, text, len);
-  kp_cleanup_free char *prefix = xasprintf ("%s:", key);
-  bool found = kp_str_has_prefix (kp_buf_str (&b), prefix);
-  kp_cleanup_free char *nl_prefix = xasprintf ("\n%s:", key);
-  found = found || strstr (kp_buf_str (&b), nl_prefix) != NULL;
+  bool found = has_entry (kp_buf_str (&b), key);
   int r = 0;
   if (!found)
     {
@@ -536,7 +560,7 @@ env_holder (kp_store **store, const kp_env_record *rec, const kp_policy *policy,
           kp_cleanup_free char *gl = xasprintf ("%s:x:%u:", group, (unsigned) getgid ());
           kp_cleanup_free char *lower_etc = xasprintf ("%s/etc", layers[0]);
           account_call ac = { upper, lower_etc, pl, gl, user, group };
-          if (kp_userns_run (add_account, &ac, err) < 0)
+          if (!account_present (&ac) && kp_userns_run (add_account, &ac, err) < 0)
             {
               kp_error_prefix (err, "add your account to the environment");
               goto out;

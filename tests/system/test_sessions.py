@@ -258,26 +258,63 @@ def _confinement(kp, name):
     return fields, dict(line.split() for line in calls.stdout.splitlines())
 
 
-@pytest.mark.parametrize("damage", [None, b"\x06\x00\x00\x00\x00\x00\xff\x7f"[:5],
-                                    b"\x00" * 8, b""])
+def _header_and_body(data):
+    header, _, body = data.partition(b"\n")
+    return header + b"\n", body
+
+
+@pytest.mark.parametrize("damage", [
+    None,
+    lambda d: d[:-3],                                           # cut short
+    lambda d: _header_and_body(d)[0] + b"\0" * 8,              # not a program the kernel takes
+    lambda d: _header_and_body(d)[1],                           # no header
+    lambda d: b"",
+], ids=["intact", "cut-short", "refused-by-the-kernel", "no-header", "empty"])
 def test_joined_sessions_are_confined_like_the_first(kp, rootfs, damage):
     """The holder's starter keeps the compiled seccomp filter in the state directory and
     joined sessions load it rather than compile it (docs/runtime.md). Whatever became of
-    that file -- cut short, not a program the kernel takes, empty -- a joined command runs
-    under the same filter, with no capabilities and no_new_privs."""
+    that file, a joined command runs under the same filter, with no capabilities and
+    no_new_privs."""
     name = _name()
     first = _start(kp, rootfs, name, "sleep", "1000")
     try:
         kept = _state_dir(kp, name) / "seccomp-default.bpf"
-        assert kept.is_file() and kept.stat().st_size > 0 and kept.stat().st_size % 8 == 0
+        data = kept.read_bytes()
+        header, body = _header_and_body(data)
+        assert header.startswith(b"karapace-seccomp-1 default "), header
+        assert len(body) > 0 and len(body) % 8 == 0, len(body)
         assert kept.stat().st_mode & 0o077 == 0, oct(kept.stat().st_mode)
         if damage is not None:
-            kept.write_bytes(damage)
+            kept.write_bytes(damage(data))
         fields, results = _confinement(kp, name)
         assert fields["Seccomp"] == "2" and fields["NoNewPrivs"] == "1", fields
         assert int(fields["CapEff"], 16) == 0 and int(fields["CapBnd"], 16) == 0, fields
         denied = ["keyctl", "add_key", "unshare-user", "unshare-net", "mount", "setns"]
         assert {n: results[n] for n in denied} == {n: "EPERM" for n in denied}, results
+    finally:
+        kp("run", "--session", name, "--stop")
+        first.wait(timeout=30)
+
+
+def test_next_holder_reuses_the_kept_filter_of_the_same_build(kp, rootfs):
+    """A holder started again in the same state directory loads the filter the previous
+    one kept when the same build made it (the file is left as it is), and compiles and
+    replaces one another build made."""
+    name = _name()
+    assert kp("run", "--session", name, "--rootfs", str(rootfs), "--", "true").returncode == 0
+    kept = _state_dir(kp, name) / "seccomp-default.bpf"
+    before = kept.stat()
+    assert kp("run", "--session", name, "--rootfs", str(rootfs), "--", "true").returncode == 0
+    after = kept.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    # Another build's file: replaced, and the session still confined.
+    header, body = _header_and_body(kept.read_bytes())
+    kept.write_bytes(header.replace(b"libseccomp-", b"libseccomp-0") + body)
+    first = _start(kp, rootfs, name, "sleep", "1000")
+    try:
+        assert b"libseccomp-0" not in kept.read_bytes()
+        fields, results = _confinement(kp, name)
+        assert fields["Seccomp"] == "2" and results["mount"] == "EPERM", (fields, results)
     finally:
         kp("run", "--session", name, "--stop")
         first.wait(timeout=30)

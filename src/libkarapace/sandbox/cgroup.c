@@ -699,8 +699,29 @@ kp_cgroup_of_process (pid_t pid, const kp_cgroup_host *host, kp_error **err)
   char proc[64];
   snprintf (proc, sizeof proc, "/proc/%d/cgroup", (int) pid);
   kp_cgroup_host where = host ? *host : (kp_cgroup_host){ 0 };
-  if (where.proc_cgroup == NULL && where.proc_cgroup_path == NULL)
-    where.proc_cgroup_path = proc;
+  kp_cleanup_free char *text = NULL;
+  if (where.proc_cgroup == NULL)
+    {
+      text = kp_file_read (where.proc_cgroup_path ? where.proc_cgroup_path : proc,
+                           KP_PROC_FILE_MAX, NULL, err);
+      if (text == NULL)
+        return NULL;
+      where.proc_cgroup = text;
+    }
+  /* Most holders have no limits: then there is no mount table to read. */
+  {
+    kp_cgroup_entries entries;
+    kp_cgroup_parse_proc (where.proc_cgroup, &entries);
+    bool any = false;
+    for (size_t i = 0; i < entries.len && !any; i++)
+      {
+        const char *base = strrchr (entries.entries[i].path, '/');
+        any = base != NULL && kp_cgroup_is_run_name (base + 1);
+      }
+    kp_cgroup_entries_clear (&entries);
+    if (!any)
+      return NULL;
+  }
   host_view h;
   if (host_view_load (&h, &where, err) < 0)
     {

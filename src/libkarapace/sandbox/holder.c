@@ -487,11 +487,25 @@ kp_holder_seccomp_path (const char *state_dir, kp_seccomp_profile profile)
   return xasprintf ("%s/seccomp-%s.bpf", state_dir, kp_seccomp_profile_name (profile));
 }
 
+/* The filter an earlier holder of this state directory kept, when this same build made it:
+ * a cold start then loads it instead of compiling. */
+static bool
+reuse_seccomp (const char *state_dir, kp_seccomp_profile profile, const char *maker,
+               kp_seccomp_program *out)
+{
+  if (profile == KP_SECCOMP_NONE)
+    return false;
+  kp_cleanup_free char *path = kp_holder_seccomp_path (state_dir, profile);
+  kp_cleanup_error kp_error *ignored = NULL;
+  return kp_seccomp_program_read (path, profile, maker, out, &ignored) == 0;
+}
+
 /* A new holder's filter replaces what an earlier one of the same state directory kept;
  * any other profile's file goes, so that no joiner loads a filter this holder did not
  * make. Failing to keep it only costs joiners a compile. */
 static void
-keep_seccomp (const char *state_dir, const kp_seccomp_program *program)
+keep_seccomp (const char *state_dir, const kp_seccomp_program *program, const char *maker,
+              bool reused)
 {
   for (kp_seccomp_profile p = KP_SECCOMP_DEFAULT; p <= KP_SECCOMP_NESTING; p++)
     {
@@ -499,7 +513,7 @@ keep_seccomp (const char *state_dir, const kp_seccomp_program *program)
       if (p == program->profile)
         {
           kp_cleanup_error kp_error *ignored = NULL;
-          if (kp_seccomp_program_save (program, path, &ignored) == 0)
+          if (reused || kp_seccomp_program_save (program, path, maker, &ignored) == 0)
             continue;
         }
       unlink (path);
@@ -518,6 +532,8 @@ kp_holder_start (const kp_sandbox_spec *spec, kp_error **err)
   kp_cleanup_free char *host_resolv = NULL;
   kp_cleanup_free char *resolv = NULL;
   kp_cleanup_error kp_error *host_read_err = NULL;
+  kp_cleanup_free char *maker = NULL;
+  bool reused = false;
   kp_holder *h = xcalloc (1, sizeof *h);
   h->pid = -1;
   h->pidfd = -1;
@@ -576,6 +592,11 @@ kp_holder_start (const kp_sandbox_spec *spec, kp_error **err)
     }
   h->pid = pid;
   h->pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
+  if (spec->state_dir)
+    {
+      maker = kp_seccomp_maker ();
+      reused = reuse_seccomp (spec->state_dir, spec->seccomp, maker, &h->seccomp);
+    }
 
   /* While it waits: ids (the helpers run while we compile the seccomp filter), cgroup,
    * network. */
@@ -589,14 +610,14 @@ kp_holder_start (const kp_sandbox_spec *spec, kp_error **err)
       kp_idmap_pending pending;
       if (kp_idmap_apply_start (&h->map, pid, &pending, err) < 0)
         goto fail;
-      int compiled = kp_seccomp_compile (spec->seccomp, &h->seccomp, err);
+      int compiled = reused ? 0 : kp_seccomp_compile (spec->seccomp, &h->seccomp, err);
       if (kp_idmap_apply_finish (&pending, compiled < 0 ? NULL : err) < 0 || compiled < 0)
         goto fail;
     }
-  if (root_caller && kp_seccomp_compile (spec->seccomp, &h->seccomp, err) < 0)
+  if (root_caller && !reused && kp_seccomp_compile (spec->seccomp, &h->seccomp, err) < 0)
     goto fail;
   if (spec->state_dir)
-    keep_seccomp (spec->state_dir, &h->seccomp);
+    keep_seccomp (spec->state_dir, &h->seccomp, maker, reused);
   if (h->cg && kp_cgroup_attach (h->cg, pid, err) < 0)
     goto fail;
   if (spec->network == KP_NET_USER && (h->net = kp_usernet_start (pid, err)) == NULL)

@@ -10,6 +10,7 @@
 #include "base/fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -19,6 +20,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -345,35 +347,82 @@ kp_seccomp_load_program (const kp_seccomp_program *program, kp_error **err)
                          kp_seccomp_profile_name (program->profile));
 }
 
-int
-kp_seccomp_program_save (const kp_seccomp_program *program, const char *path, kp_error **err)
+#define KP_SECCOMP_FILE_MAGIC "karapace-seccomp-1 "
+
+char *
+kp_seccomp_maker (void)
 {
-  if (program->profile == KP_SECCOMP_NONE || program->filter == NULL || program->len == 0)
-    return kp_error_set (err, KP_EXIT_RUNTIME, "seccomp: no compiled filter to keep");
-  return kp_file_write_atomic (path, program->filter,
-                               program->len * sizeof (struct sock_filter), 0600, false, err);
+  struct stat st;
+  const struct scmp_version *v = seccomp_version ();
+  if (stat ("/proc/self/exe", &st) < 0)
+    return xstrdup ("unknown");
+  return xasprintf ("%llx:%llu:%lld:%lld.%09ld libseccomp-%u.%u.%u",
+                    (unsigned long long) st.st_dev, (unsigned long long) st.st_ino,
+                    (long long) st.st_size, (long long) st.st_mtim.tv_sec,
+                    st.st_mtim.tv_nsec, v ? v->major : 0, v ? v->minor : 0,
+                    v ? v->micro : 0);
 }
 
 int
-kp_seccomp_program_read (const char *path, kp_seccomp_profile profile,
+kp_seccomp_program_save (const kp_seccomp_program *program, const char *path,
+                         const char *maker, kp_error **err)
+{
+  if (program->profile == KP_SECCOMP_NONE || program->filter == NULL || program->len == 0)
+    return kp_error_set (err, KP_EXIT_RUNTIME, "seccomp: no compiled filter to keep");
+  kp_cleanup_free char *header = xasprintf (KP_SECCOMP_FILE_MAGIC "%s %s\n",
+                                            kp_seccomp_profile_name (program->profile),
+                                            maker);
+  /* Replaced atomically, but not synced: it is a cache in a runtime directory, and a
+   * file lost in a crash is compiled again; a sync would put a disk flush in every cold
+   * start. */
+  kp_cleanup_free char *tmp = xasprintf ("%s.%d.tmp", path, (int) getpid ());
+  int fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return kp_error_errno (err, errno, "create %s", tmp);
+  int r = kp_write_all (fd, header, strlen (header));
+  if (r == 0)
+    r = kp_write_all (fd, program->filter, program->len * sizeof (struct sock_filter));
+  if (close (fd) < 0 && r == 0)
+    r = -errno;
+  if (r == 0 && rename (tmp, path) < 0)
+    r = -errno;
+  if (r < 0)
+    {
+      unlink (tmp);
+      return kp_error_errno (err, -r, "write %s", path);
+    }
+  return 0;
+}
+
+int
+kp_seccomp_program_read (const char *path, kp_seccomp_profile profile, const char *maker,
                          kp_seccomp_program *out, kp_error **err)
 {
   memset (out, 0, sizeof *out);
   if (check_profile (profile, err) < 0)
     return -1;
   size_t size = 0;
-  /* BPF_MAXINSNS instructions at most, as the kernel takes. */
-  char *data = kp_file_read (path, BPF_MAXINSNS * sizeof (struct sock_filter), &size, err);
+  /* A header line and BPF_MAXINSNS instructions at most, as the kernel takes. */
+  kp_cleanup_free char *data
+      = kp_file_read (path, 4096 + BPF_MAXINSNS * sizeof (struct sock_filter), &size, err);
   if (data == NULL)
     return -1;
-  if (size == 0 || size % sizeof (struct sock_filter) != 0)
-    {
-      free (data);
-      return kp_error_set (err, KP_EXIT_RUNTIME, "seccomp: %s is not a compiled filter", path);
-    }
+  kp_cleanup_free char *want = xasprintf (KP_SECCOMP_FILE_MAGIC "%s ",
+                                          kp_seccomp_profile_name (profile));
+  char *nl = memchr (data, '\n', size);
+  if (nl == NULL || !kp_str_has_prefix (data, want))
+    return kp_error_set (err, KP_EXIT_RUNTIME, "seccomp: %s is not a kept %s filter", path,
+                         kp_seccomp_profile_name (profile));
+  *nl = '\0';
+  if (maker && strcmp (data + strlen (want), maker) != 0)
+    return kp_error_set (err, KP_EXIT_RUNTIME, "seccomp: %s was made by another build", path);
+  size_t body = size - (size_t) (nl + 1 - data);
+  if (body == 0 || body % sizeof (struct sock_filter) != 0)
+    return kp_error_set (err, KP_EXIT_RUNTIME, "seccomp: %s is not a compiled filter", path);
   out->profile = profile;
-  out->filter = data;
-  out->len = size / sizeof (struct sock_filter);
+  out->filter = xmalloc (body);
+  memcpy (out->filter, nl + 1, body);
+  out->len = body / sizeof (struct sock_filter);
   return 0;
 }
 

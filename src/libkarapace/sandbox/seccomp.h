@@ -55,13 +55,18 @@ int kp_seccomp_load_program (const kp_seccomp_program *program, kp_error **err);
 void kp_seccomp_program_clear (kp_seccomp_program *program);
 /* Keep a compiled program in a file (replaced atomically, mode 0600), and read it back for
  * the given profile: a persistent holder keeps its filter in its state directory so that
- * every later session loads it without compiling. A missing, short or oversized file is
- * an error (the caller compiles instead); the kernel checks the program when it is
- * loaded. */
+ * later sessions, and the next holder of the same state directory, load it without
+ * compiling. The file starts with one line naming what made it (kp_seccomp_maker(): this
+ * executable and the libseccomp that compiled it); kp_seccomp_program_read() with a maker
+ * refuses a file another one made, with NULL it takes any. A missing, short or oversized
+ * file is an error (the caller compiles instead); the kernel checks the program when it
+ * is loaded. */
 int kp_seccomp_program_save (const kp_seccomp_program *program, const char *path,
-                             kp_error **err);
-int kp_seccomp_program_read (const char *path, kp_seccomp_profile profile,
+                             const char *maker, kp_error **err);
+int kp_seccomp_program_read (const char *path, kp_seccomp_profile profile, const char *maker,
                              kp_seccomp_program *out, kp_error **err);
+/* "DEV:INO:SIZE:MTIME libseccomp-X.Y.Z" of the running executable, newly allocated. */
+char *kp_seccomp_maker (void);
 
 /* Write the profile's filter as raw BPF (struct sock_filter[]) to fd, for inspection with
  * a BPF disassembler; nothing is loaded. */

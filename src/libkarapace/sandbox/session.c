@@ -327,7 +327,7 @@ kp_holder_join (kp_holder *h, const kp_session_spec *s, int *exit_status, kp_err
       kp_seccomp_program_clear (&h->seccomp);
       kp_cleanup_free char *path = kp_holder_seccomp_path (h->state_dir, s->seccomp);
       kp_cleanup_error kp_error *ignored = NULL;
-      kp_seccomp_program_read (path, s->seccomp, &h->seccomp, &ignored);
+      kp_seccomp_program_read (path, s->seccomp, NULL, &h->seccomp, &ignored);
     }
 
   command_args args = { h, s, fds[1], tty_control, &old_mask };
