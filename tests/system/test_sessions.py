@@ -318,3 +318,36 @@ def test_next_holder_reuses_the_kept_filter_of_the_same_build(kp, rootfs):
     finally:
         kp("run", "--session", name, "--stop")
         first.wait(timeout=30)
+
+
+def test_a_new_holder_waits_for_the_previous_one_to_end(kp, rootfs):
+    """A holder that no longer answers (its socket is gone: it is ending) still has its
+    overlay mounted until it has exited. A new holder in the same state directory waits
+    for it to be gone before it mounts its own over the same directories."""
+    name = _name()
+    first = _start(kp, rootfs, name, "sleep", "1000")
+    holders = [p for p in _holder_children(first.pid) if _comm(p) == "karapace-holder"]
+    assert len(holders) == 1
+    (_state_dir(kp, name) / "holder.sock").unlink()
+    second = subprocess.Popen([KARAPACE, "run", "--session", name, "--rootfs", str(rootfs), "--",
+                               "echo", "second"],
+                              env=kp.env, cwd=kp.tmp, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        assert second.poll() is None, second.communicate()
+        assert _comm(holders[0]) == "karapace-holder"
+        first.kill()
+        first.communicate(timeout=10)
+        out, err = second.communicate(timeout=30)
+        assert second.returncode == 0 and out == "second\n", (second.returncode, out, err)
+        # Exited before the new one started (a zombie until its new parent reaps it).
+        try:
+            state = Path(f"/proc/{holders[0]}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            state = "gone"
+        assert state in ("Z", "X", "gone"), state
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()

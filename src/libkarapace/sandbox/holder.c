@@ -397,6 +397,78 @@ write_root_maps (pid_t pid, kp_error **err)
   return 0;
 }
 
+/* Which process a state directory's holder is: its pid as the host sees it and the start
+ * time /proc gives it (field 22 of /proc/PID/stat), so that a reused pid is not taken for
+ * it. */
+#define KP_HOLDER_PIDFILE "holder.pid"
+/* How long a new holder waits for the previous one of its state directory to end. */
+#define KP_HOLDER_PREVIOUS_WAIT_MS 10000
+
+static unsigned long long
+proc_start_time (pid_t pid)
+{
+  char path[64];
+  snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+  kp_cleanup_free char *stat = kp_file_read (path, 4096, NULL, NULL);
+  const char *p = stat ? strrchr (stat, ')') : NULL;
+  if (p == NULL)
+    return 0;
+  /* After "pid (comm)": state is field 3, starttime field 22. */
+  for (int field = 2; field < 22 && p; field++)
+    p = strchr (p + 1, ' ');
+  return p ? strtoull (p + 1, NULL, 10) : 0;
+}
+
+static void
+record_holder (const char *state_dir, pid_t pid)
+{
+  kp_cleanup_free char *path = xasprintf ("%s/" KP_HOLDER_PIDFILE, state_dir);
+  kp_cleanup_free char *text = xasprintf ("%d %llu\n", (int) pid, proc_start_time (pid));
+  kp_cleanup_error kp_error *ignored = NULL;
+  kp_file_write_atomic (path, text, strlen (text), 0600, false, &ignored);
+}
+
+/* The previous holder of this state directory may still be ending when a new one starts
+ * (its last session just closed; it no longer answers): its overlay is mounted until it
+ * has exited, and two overlays must never share an upper directory. Wait for it to be
+ * gone (its pidfd becomes readable once it has exited and its mounts are released). */
+static int
+wait_previous_holder (const char *state_dir, kp_error **err)
+{
+  kp_cleanup_free char *path = xasprintf ("%s/" KP_HOLDER_PIDFILE, state_dir);
+  kp_cleanup_free char *text = kp_file_read (path, 256, NULL, NULL);
+  int pid = 0;
+  unsigned long long started = 0;
+  if (text == NULL || sscanf (text, "%d %llu", &pid, &started) != 2 || pid <= 0
+      || started == 0)
+    return 0;
+  kp_cleanup_close int pidfd = (int) syscall (SYS_pidfd_open, (pid_t) pid, 0);
+  if (pidfd < 0 || proc_start_time (pid) != started)
+    return 0; /* gone, or the pid is another process's now */
+  /* Still answering: then it is not ending, and open_state() says that it runs. */
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  if ((size_t) snprintf (addr.sun_path, sizeof addr.sun_path, "%s/%s", state_dir,
+                         KP_HOLDER_SOCKET)
+      < sizeof addr.sun_path)
+    {
+      kp_cleanup_close int probe = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+      if (probe >= 0 && connect (probe, (struct sockaddr *) &addr, sizeof addr) == 0)
+        return 0;
+    }
+  struct pollfd p = { pidfd, POLLIN, 0 };
+  int r;
+  while ((r = poll (&p, 1, KP_HOLDER_PREVIOUS_WAIT_MS)) < 0 && errno == EINTR)
+    ;
+  if (r > 0)
+    return 0;
+  kp_error_set (err, KP_EXIT_RUNTIME,
+                "the previous holder of %s (pid %d) has not ended after %d s, and it no longer "
+                "answers on its socket",
+                state_dir, pid, KP_HOLDER_PREVIOUS_WAIT_MS / 1000);
+  kp_error_hint (err, "end it with 'kill %d', then try again", pid);
+  return -1;
+}
+
 /* A persistent holder's state: the directory (created 0700 when missing, and refused when
  * someone else owns it) and the listening socket in it, made by the caller so that it is
  * the caller's. An existing socket nobody answers on is stale and replaced; one that
@@ -564,7 +636,9 @@ kp_holder_start (const kp_sandbox_spec *spec, kp_error **err)
     goto fail;
   h->sock = fds[0];
   holder_args args = { &setup, fds[1], fds[0], -1, -1, false };
-  if (spec->state_dir && open_state (spec->state_dir, &args.listen_fd, &args.state_dir, err) < 0)
+  if (spec->state_dir
+      && (wait_previous_holder (spec->state_dir, err) < 0
+          || open_state (spec->state_dir, &args.listen_fd, &args.state_dir, err) < 0))
     goto fail;
   for (size_t i = 0; i < h->map.n_uid; i++)
     if (h->map.uid[i].inside == 0)
@@ -594,6 +668,7 @@ kp_holder_start (const kp_sandbox_spec *spec, kp_error **err)
   h->pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
   if (spec->state_dir)
     {
+      record_holder (spec->state_dir, pid);
       maker = kp_seccomp_maker ();
       reused = reuse_seccomp (spec->state_dir, spec->seccomp, maker, &h->seccomp);
     }
