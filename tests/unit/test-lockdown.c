@@ -611,6 +611,70 @@ test_export_bpf (void **state)
   close (fd);
 }
 
+/* KP_SECCOMP_DISCARD_SYNCS: the sync calls return 0 without running (fsync of a
+ * descriptor that is not open would say EBADF), the profile's denials stand, and without
+ * the flag nothing changes. */
+static void
+discard_syncs_child (void *data)
+{
+  unsigned flags = *(unsigned *) data;
+  kp_error *err = NULL;
+  kp_seccomp_program prog;
+  if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
+      || kp_seccomp_compile_with (KP_SECCOMP_DEFAULT, flags, &prog, &err) < 0
+      || kp_seccomp_load_program (&prog, &err) < 0)
+    {
+      fprintf (stderr, "load: %s\n", err ? err->message : strerror (errno));
+      _exit (1);
+    }
+  int closed = 1000;
+  errno = 0;
+  int fs = fsync (closed);
+  int fs_errno = errno;
+  errno = 0;
+  int fds = fdatasync (closed);
+  int fds_errno = errno;
+  errno = 0;
+  int sfs = syncfs (closed);
+  int sfs_errno = errno;
+  errno = 0;
+  int sfr = sync_file_range (closed, 0, 0, SYNC_FILE_RANGE_WRITE);
+  int sfr_errno = errno;
+  /* A call the default profile refuses is still refused. */
+  errno = 0;
+  long keys = syscall (SYS_keyctl, 0, 0, 0, 0, 0);
+  int keys_errno = errno;
+  if (flags & KP_SECCOMP_DISCARD_SYNCS)
+    {
+      if (fs != 0 || fds != 0 || sfs != 0 || sfr != 0)
+        {
+          fprintf (stderr, "a sync call ran: %d %d %d %d\n", fs, fds, sfs, sfr);
+          _exit (1);
+        }
+    }
+  else if (fs != -1 || fs_errno != EBADF || fds != -1 || fds_errno != EBADF || sfs != -1
+           || sfs_errno != EBADF || sfr != -1 || sfr_errno != EBADF)
+    {
+      fprintf (stderr, "without the flag: %d/%d %d/%d %d/%d %d/%d\n", fs, fs_errno, fds,
+               fds_errno, sfs, sfs_errno, sfr, sfr_errno);
+      _exit (1);
+    }
+  if (keys != -1 || keys_errno != EPERM)
+    {
+      fprintf (stderr, "keyctl: %ld errno %d\n", keys, keys_errno);
+      _exit (1);
+    }
+  kp_seccomp_program_clear (&prog);
+}
+
+static void
+test_discard_syncs (void **state)
+{
+  unsigned with = KP_SECCOMP_DISCARD_SYNCS, without = 0;
+  in_child (discard_syncs_child, &with);
+  in_child (discard_syncs_child, &without);
+}
+
 /* docs/seccomp.md carries the table of each profile exactly as the code describes it. */
 static void
 test_docs_match (void **state)
@@ -1038,6 +1102,7 @@ main (void)
     cmocka_unit_test (test_tiocsti_blocked),
     cmocka_unit_test (test_compat_abis),
     cmocka_unit_test (test_export_bpf),
+    cmocka_unit_test (test_discard_syncs),
     cmocka_unit_test (test_docs_match),
     cmocka_unit_test (test_caps_last),
     cmocka_unit_test (test_lockdown_as_root_to_user),

@@ -513,7 +513,10 @@ install_packages (const char *tree, void *data, kp_error **err)
                            .n_binds = 1,
                            .network = b->opts->offline ? KP_NET_NONE : KP_NET_HOST,
                            .name = "build",
-                           .seccomp = KP_SECCOMP_DEFAULT };
+                           .seccomp = KP_SECCOMP_DEFAULT,
+                           /* The layer is synced as a whole (syncfs) before it gets its
+                              name: dpkg's own fsyncs would only wait for the disk. */
+                           .discard_syncs = true };
   int r = -1;
   kp_cleanup_free char *first = NULL, *second = NULL, *uris_path = NULL, *closure_path = NULL;
   kp_buf wanted = KP_BUF_INIT;
@@ -632,7 +635,8 @@ install_other (const char *tree, void *data, kp_error **err)
                            .work = b->work,
                            .network = KP_NET_HOST,
                            .name = "build",
-                           .seccomp = KP_SECCOMP_DEFAULT };
+                           .seccomp = KP_SECCOMP_DEFAULT,
+                           .discard_syncs = true };
   int r = -1;
   kp_cleanup_free char *install = kp_pkg_install_command (b->driver, b->packages, true);
   kp_cleanup_free char *script = xasprintf ("exec >%s 2>&1; set -e; %s; %s >%s", LOG_FILE,

@@ -606,6 +606,7 @@ kp_holder_start (const kp_sandbox_spec *spec, kp_error **err)
   kp_cleanup_error kp_error *host_read_err = NULL;
   kp_cleanup_free char *maker = NULL;
   bool reused = false;
+  const unsigned seccomp_flags = spec->discard_syncs ? KP_SECCOMP_DISCARD_SYNCS : 0;
   kp_holder *h = xcalloc (1, sizeof *h);
   h->pid = -1;
   h->pidfd = -1;
@@ -670,7 +671,8 @@ kp_holder_start (const kp_sandbox_spec *spec, kp_error **err)
     {
       record_holder (spec->state_dir, pid);
       maker = kp_seccomp_maker ();
-      reused = reuse_seccomp (spec->state_dir, spec->seccomp, maker, &h->seccomp);
+      reused = seccomp_flags == 0
+               && reuse_seccomp (spec->state_dir, spec->seccomp, maker, &h->seccomp);
     }
 
   /* While it waits: ids (the helpers run while we compile the seccomp filter), cgroup,
@@ -685,13 +687,15 @@ kp_holder_start (const kp_sandbox_spec *spec, kp_error **err)
       kp_idmap_pending pending;
       if (kp_idmap_apply_start (&h->map, pid, &pending, err) < 0)
         goto fail;
-      int compiled = reused ? 0 : kp_seccomp_compile (spec->seccomp, &h->seccomp, err);
+      int compiled = reused ? 0 : kp_seccomp_compile_with (spec->seccomp, seccomp_flags,
+                                                           &h->seccomp, err);
       if (kp_idmap_apply_finish (&pending, compiled < 0 ? NULL : err) < 0 || compiled < 0)
         goto fail;
     }
-  if (root_caller && !reused && kp_seccomp_compile (spec->seccomp, &h->seccomp, err) < 0)
+  if (root_caller && !reused
+      && kp_seccomp_compile_with (spec->seccomp, seccomp_flags, &h->seccomp, err) < 0)
     goto fail;
-  if (spec->state_dir)
+  if (spec->state_dir && seccomp_flags == 0)
     keep_seccomp (spec->state_dir, &h->seccomp, maker, reused);
   if (h->cg && kp_cgroup_attach (h->cg, pid, err) < 0)
     goto fail;

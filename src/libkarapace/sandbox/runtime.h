@@ -72,6 +72,9 @@ typedef struct kp_sandbox_spec
   const char *state_dir;      /* persistent holder: its private state directory (created
                                  0700), where later sessions find it (kp_holder_connect);
                                  NULL for a holder only this caller uses */
+  bool discard_syncs;       /* sessions' fsync() and the like return at once, for a build
+                               whose upper layer is synced as a whole before it is used
+                               (KP_SECCOMP_DISCARD_SYNCS; needs a seccomp profile) */
   bool single_id;           /* map only the caller's id even when subordinate ids exist */
   bool readonly_root;       /* the root filesystem is mounted read-only once everything is
                                in place (a frozen environment): writes fail with EROFS;

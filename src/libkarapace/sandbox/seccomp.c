@@ -221,8 +221,13 @@ add_rule (scmp_filter_ctx ctx, const deny_rule *r, kp_seccomp_profile profile, k
   return 0;
 }
 
+/* The calls that ask for data to reach the disk: with KP_SECCOMP_DISCARD_SYNCS they return
+ * 0 at once. */
+static const char *const sync_calls[] = { "fsync", "fdatasync", "sync_file_range",
+                                          "sync_file_range2", "syncfs", "sync" };
+
 static scmp_filter_ctx
-build_filter (kp_seccomp_profile profile, kp_error **err)
+build_filter (kp_seccomp_profile profile, unsigned flags, kp_error **err)
 {
   kp_cleanup_seccomp scmp_filter_ctx ctx = seccomp_init (SCMP_ACT_ALLOW);
   if (ctx == NULL)
@@ -257,6 +262,18 @@ build_filter (kp_seccomp_profile profile, kp_error **err)
   for (size_t i = 0; i < KP_N_ELEMENTS (rules); i++)
     if ((rules[i].profiles & bit) && add_rule (ctx, &rules[i], profile, err) < 0)
       return NULL;
+  for (size_t i = 0; (flags & KP_SECCOMP_DISCARD_SYNCS) && i < KP_N_ELEMENTS (sync_calls); i++)
+    {
+      int nr = seccomp_syscall_resolve_name (sync_calls[i]);
+      if (nr == __NR_SCMP_ERROR)
+        continue; /* not a call of this architecture (sync_file_range2) */
+      rc = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (0), nr, 0);
+      if (rc < 0)
+        {
+          kp_error_errno (err, -rc, "seccomp: add the rule for %s", sync_calls[i]);
+          return NULL;
+        }
+    }
   return kp_steal_pointer (&ctx);
 }
 
@@ -276,7 +293,7 @@ kp_seccomp_load (kp_seccomp_profile profile, kp_error **err)
     return -1;
   if (profile == KP_SECCOMP_NONE)
     return 0;
-  kp_cleanup_seccomp scmp_filter_ctx ctx = build_filter (profile, err);
+  kp_cleanup_seccomp scmp_filter_ctx ctx = build_filter (profile, 0, err);
   if (ctx == NULL)
     return kp_error_prefix (err, "seccomp profile %s", kp_seccomp_profile_name (profile));
   int rc = seccomp_load (ctx);
@@ -286,14 +303,14 @@ kp_seccomp_load (kp_seccomp_profile profile, kp_error **err)
   return 0;
 }
 
-int
-kp_seccomp_export_bpf (kp_seccomp_profile profile, int fd, kp_error **err)
+static int
+export_bpf (kp_seccomp_profile profile, unsigned flags, int fd, kp_error **err)
 {
   if (check_profile (profile, err) < 0)
     return -1;
   if (profile == KP_SECCOMP_NONE)
     return kp_error_set (err, KP_EXIT_RUNTIME, "seccomp: the profile none has no filter");
-  kp_cleanup_seccomp scmp_filter_ctx ctx = build_filter (profile, err);
+  kp_cleanup_seccomp scmp_filter_ctx ctx = build_filter (profile, flags, err);
   if (ctx == NULL)
     return -1;
   int rc = seccomp_export_bpf (ctx, fd);
@@ -304,7 +321,20 @@ kp_seccomp_export_bpf (kp_seccomp_profile profile, int fd, kp_error **err)
 }
 
 int
+kp_seccomp_export_bpf (kp_seccomp_profile profile, int fd, kp_error **err)
+{
+  return export_bpf (profile, 0, fd, err);
+}
+
+int
 kp_seccomp_compile (kp_seccomp_profile profile, kp_seccomp_program *out, kp_error **err)
+{
+  return kp_seccomp_compile_with (profile, 0, out, err);
+}
+
+int
+kp_seccomp_compile_with (kp_seccomp_profile profile, unsigned flags, kp_seccomp_program *out,
+                         kp_error **err)
 {
   memset (out, 0, sizeof *out);
   out->profile = profile;
@@ -314,7 +344,7 @@ kp_seccomp_compile (kp_seccomp_profile profile, kp_seccomp_program *out, kp_erro
   kp_cleanup_close int fd = memfd_create ("karapace-seccomp", MFD_CLOEXEC);
   if (fd < 0)
     return kp_error_errno (err, errno, "seccomp: memfd_create");
-  if (kp_seccomp_export_bpf (profile, fd, err) < 0)
+  if (export_bpf (profile, flags, fd, err) < 0)
     return -1;
   off_t size = lseek (fd, 0, SEEK_END);
   if (size <= 0 || size % (off_t) sizeof (struct sock_filter) != 0

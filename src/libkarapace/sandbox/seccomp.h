@@ -49,6 +49,12 @@ typedef struct kp_seccomp_program
 } kp_seccomp_program;
 
 int kp_seccomp_compile (kp_seccomp_profile profile, kp_seccomp_program *out, kp_error **err);
+/* With KP_SECCOMP_DISCARD_SYNCS, fsync, fdatasync, sync_file_range, syncfs and sync return
+ * 0 without doing anything: for a build whose whole upper layer is synced once (syncfs)
+ * before it is used, where dpkg's hundreds of fsyncs would only wait for the disk. */
+#define KP_SECCOMP_DISCARD_SYNCS 1u
+int kp_seccomp_compile_with (kp_seccomp_profile profile, unsigned flags,
+                             kp_seccomp_program *out, kp_error **err);
 /* Load a compiled program on every thread (no_new_privs must be set, as
  * kp_seccomp_load does it). Does not allocate unless it fails. */
 int kp_seccomp_load_program (const kp_seccomp_program *program, kp_error **err);
