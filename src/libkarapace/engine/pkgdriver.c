@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 static const char *const apt_probes[] = { "usr/bin/apt-get", NULL };
-static const char *const dnf_probes[] = { "usr/bin/dnf", "usr/bin/dnf5", "usr/bin/microdnf", NULL };
+/* Not microdnf: its options differ from dnf's, and a base with only microdnf (a UBI
+   "minimal" image) is better refused as having no manager we drive than failing inside. */
+static const char *const dnf_probes[] = { "usr/bin/dnf", "usr/bin/dnf5", NULL };
 static const char *const zypper_probes[] = { "usr/bin/zypper", NULL };
 static const char *const pacman_probes[] = { "usr/bin/pacman", NULL };
 static const char *const apk_probes[] = { "sbin/apk", "usr/sbin/apk", "usr/bin/apk", NULL };
@@ -24,8 +26,9 @@ static const char *const dnf_clean[] = { "var/cache/dnf", "var/cache/libdnf5", "
                                          "var/log/hawkey.log", "var/lib/dnf/history.sqlite",
                                          "var/lib/dnf/history.sqlite-shm",
                                          "var/lib/dnf/history.sqlite-wal", NULL };
+/* zypper leaves its empty lock file in /run, which the sandbox does not mount over. */
 static const char *const zypper_clean[] = { "var/cache/zypp", "var/log/zypper.log",
-                                            "var/log/zypp", NULL };
+                                            "var/log/zypp", "run/zypp.pid", NULL };
 static const char *const pacman_clean[] = { "var/cache/pacman/pkg", "var/lib/pacman/sync",
                                             "var/log/pacman.log", NULL };
 static const char *const apk_clean[] = { "var/cache/apk", NULL };
@@ -78,27 +81,49 @@ char *
 kp_pkg_install_command (const kp_pkg_driver *d, char *const *packages, bool refresh)
 {
   kp_buf b = KP_BUF_INIT;
+  /* A refresh and the install run as one subshell: a script under `set -e` (the build's)
+     ignores a failure left of &&, and would go on to list what was not installed; it stops
+     on the failure of a subshell. */
+  bool chained = false;
   switch (d->id)
     {
     case KP_PKG_APT:
       if (refresh)
-        kp_buf_puts (&b, "apt-get update && ");
+        {
+          kp_buf_puts (&b, "(apt-get update && ");
+          chained = true;
+        }
       kp_buf_puts (&b, "apt-get install -y --no-install-recommends "
                        "-o Dpkg::Options::=--force-unsafe-io");
       break;
     case KP_PKG_DNF:
-      kp_buf_puts (&b, "dnf install -y --setopt=install_weak_deps=False "
-                       "--setopt=tsflags=nodocs");
+      /* dnf only fetches metadata it holds as expired (metadata_expire: hours to days): a
+         base that kept its cache would not see packages published since. */
+      kp_buf_puts (&b, "dnf install -y");
+      if (refresh)
+        kp_buf_puts (&b, " --refresh");
+      kp_buf_puts (&b, " --setopt=install_weak_deps=False --setopt=tsflags=nodocs");
       break;
     case KP_PKG_ZYPPER:
-      kp_buf_puts (&b, "zypper --non-interactive install --no-recommends");
+      /* zypper install refreshes only the repositories marked autorefresh, and under
+         --non-interactive answers "no" to a license it must have accepted. */
+      if (refresh)
+        {
+          kp_buf_puts (&b, "(zypper --non-interactive refresh && ");
+          chained = true;
+        }
+      kp_buf_puts (&b, "zypper --non-interactive install --no-recommends "
+                       "--auto-agree-with-licenses");
       break;
     case KP_PKG_PACMAN:
       kp_buf_puts (&b, refresh ? "pacman -Sy --noconfirm --needed" : "pacman -S --noconfirm --needed");
       break;
     case KP_PKG_APK:
       if (refresh)
-        kp_buf_puts (&b, "apk update && ");
+        {
+          kp_buf_puts (&b, "(apk update && ");
+          chained = true;
+        }
       kp_buf_puts (&b, "apk add");
       break;
     default:
@@ -106,6 +131,8 @@ kp_pkg_install_command (const kp_pkg_driver *d, char *const *packages, bool refr
     }
   for (char *const *p = packages; p && *p; p++)
     kp_buf_printf (&b, " %s", *p);
+  if (chained)
+    kp_buf_putc (&b, ')');
   return kp_buf_steal (&b);
 }
 

@@ -4,8 +4,9 @@
  * has, the shell command that installs packages in it (run as root of the user namespace
  * in the build sandbox), the command that lists every installed package, the parser of
  * that list, and the paths a package layer must not keep (caches, logs, lists). apt is the
- * one exercised end to end; the others' command lines and parsers are unit-tested on
- * outputs of those tools. */
+ * one exercised end to end; the others' command lines were run against local repositories
+ * and their parsers are unit-tested on the listings captured there (tests/data/pkg/README.md;
+ * apk's listing is written by hand). */
 #ifndef KP_ENGINE_PKGDRIVER_H
 #define KP_ENGINE_PKGDRIVER_H
 
@@ -40,8 +41,10 @@ const kp_pkg_driver *kp_pkg_detect (const char *root);
 const kp_pkg_driver *kp_pkg_driver_get (kp_pkg_manager id);
 
 /* The shell command installing `packages` (names checked by the manifest schema) without
- * questions; refresh: update the package lists first (apt, pacman, apk; dnf and zypper
- * refresh on their own). */
+ * questions; refresh: update the package lists first (apt-get update, pacman -Sy, apk
+ * update, dnf --refresh, zypper refresh: dnf and zypper would otherwise keep metadata they
+ * do not hold as expired). A refresh chained to the install is one subshell, so that a
+ * script under `set -e` stops when either fails. */
 char *kp_pkg_install_command (const kp_pkg_driver *d, char *const *packages, bool refresh);
 
 /* Parse the output of list_command into packages (name, version, architecture, archive
