@@ -281,13 +281,26 @@ kp_cmd_rebuild (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
 
 /* ---- verify ---- */
 
+enum
+{
+  OPT_VERIFY_REPAIR = 0x300,
+};
+
 int
 kp_cmd_verify (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
 {
-  static const struct option options[] = { KP_CLI_COMMON_LONG_OPTIONS, { NULL, 0, NULL, 0 } };
+  static const struct option options[] = { KP_CLI_COMMON_LONG_OPTIONS,
+                                           { "repair", no_argument, NULL, OPT_VERIFY_REPAIR },
+                                           { NULL, 0, NULL, 0 } };
+  bool repair = false;
   int c;
   while ((c = getopt_long (argc, argv, KP_CLI_COMMON_SHORT_OPTIONS, options, NULL)) != -1)
     {
+      if (c == OPT_VERIFY_REPAIR)
+        {
+          repair = true;
+          continue;
+        }
       int r = kp_cli_common_option (cli, cmd, c, optarg);
       if (r != KP_CLI_CONTINUE)
         return r;
@@ -332,70 +345,97 @@ kp_cmd_verify (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
                           .lock_file = lock_file,
                           .progress = !cli->quiet && !cli->json && isatty (STDERR_FILENO) };
   kp_build_result res = { 0 };
+  /* The rebuilt packages layer has the recorded one's name when the build reproduces:
+     the store then compares the two trees instead of dropping the new one (and with
+     --repair puts it in the place of a recorded layer changed on disk since). */
+  kp_store_layer_check (store, true, repair);
   int r = kp_build (store, &bo, &res, &err);
   unlink (lock_file);
   kp_image_config_clear (&config);
   if (r < 0)
     return kp_cli_fail (cli, err);
+  const kp_layer_check_result *check = kp_store_layer_check_result (store);
   const char *had = rec->layers && rec->layers[0] && rec->layers[1] ? rec->layers[1] : "";
   bool same = strcmp (had, res.packages_tree) == 0 && strcmp (res.env_id, rec->env_id) == 0;
-  /* The layers as they are on disk must still be what their names say. */
+  /* Every recorded layer as it is on disk now (the packages layer was just compared when
+     the rebuild gave its name). */
   char now[KP_BLAKE3_HEX_LEN + 1] = "";
   const char *changed = NULL;
   for (char **l = rec->layers; l && *l && changed == NULL; l++)
     {
+      if (check->damaged && strcmp (*l, check->layer) == 0)
+        continue;
       if (kp_store_layer_digest_now (store, *l, now, &err) < 0)
         return kp_cli_fail (cli, err);
       if (strcmp (now, *l) != 0)
         changed = *l;
     }
-  if (changed)
-    {
-      if (cli->json)
-        {
-          kp_cleanup_json json_t *j = json_pack ("{s:s,s:b,s:s,s:s}", "env_id", rec->env_id,
-                                                 "reproducible", false, "changed_layer", changed,
-                                                 "changed_layer_now", now);
-          kp_cli_print_json (cli, j);
-        }
-      else
-        printf ("not reproducible: layer %.12s of %.12s changed since it was built (its tree "
-                "digests to %.12s now); 'karapace verify-store' reports it\n", changed,
-                rec->env_id, now);
-      kp_build_result_clear (&res);
-      return 1;
-    }
   size_t total = 0;
   kp_cleanup_strv char **diff = NULL;
-  if (!same && had[0] && res.packages_tree[0])
+  if (!same && had[0] && res.packages_tree[0] && changed == NULL
+      && !(check->damaged && !check->repaired && strcmp (check->layer, had) == 0))
     {
       diff = kp_store_layer_diff (store, had, res.packages_tree, 50, &total, &err);
       if (diff == NULL)
         return kp_cli_fail (cli, err);
     }
+  bool damaged = check->damaged && !check->repaired;
   if (cli->json)
     {
-      kp_cleanup_json json_t *j = json_pack ("{s:s,s:b,s:s,s:s,s:o,s:I}", "env_id", rec->env_id,
-                                             "reproducible", same, "packages_tree", had,
-                                             "rebuilt_tree", res.packages_tree, "differences",
-                                             kp_json_strv (diff ? diff : (char *[]){ NULL }),
-                                             "total_differences", (json_int_t) total);
+      kp_cleanup_json json_t *j = json_pack (
+          "{s:s,s:b,s:s,s:s,s:o,s:I}", "env_id", rec->env_id, "reproducible", same,
+          "packages_tree", had, "rebuilt_tree", res.packages_tree, "differences",
+          kp_json_strv (diff ? diff : (char *[]){ NULL }), "total_differences",
+          (json_int_t) total);
+      if (check->damaged)
+        json_object_set_new (
+            j, "damaged_layer",
+            json_pack ("{s:s,s:s,s:o,s:I,s:b}", "layer", check->layer, "digest_now",
+                       check->digest_now, "changes",
+                       kp_json_strv (check->changes ? check->changes : (char *[]){ NULL }),
+                       "total_changes", (json_int_t) check->total, "repaired",
+                       check->repaired));
+      if (changed)
+        json_object_set_new (j, "changed_layer",
+                             json_pack ("{s:s,s:s}", "layer", changed, "digest_now", now));
       kp_cli_print_json (cli, j);
     }
-  else if (same)
-    printf ("reproducible: %.12s rebuilt from its lock gives the same tree%s%.12s\n",
-            rec->env_id, had[0] ? " " : "", had);
   else
     {
-      printf ("not reproducible: %.12s rebuilt from its lock gives %.12s, not %.12s\n",
-              rec->env_id, res.packages_tree, had);
-      for (char **d = diff; d && *d; d++)
-        printf ("  %s\n", *d);
-      if (total > 50)
-        printf ("  … and %zu more\n", total - 50);
+      if (same)
+        printf ("reproducible: %.12s rebuilt from its lock gives the same tree%s%.12s\n",
+                rec->env_id, had[0] ? " " : "", had);
+      else
+        {
+          printf ("not reproducible: %.12s rebuilt from its lock gives %.12s, not %.12s\n",
+                  rec->env_id, res.packages_tree, had);
+          for (char **d = diff; d && *d; d++)
+            printf ("  %s\n", *d);
+          if (total > 50)
+            printf ("  … and %zu more\n", total - 50);
+        }
+      if (check->damaged)
+        {
+          printf ("%s: layer %.12s changed on disk since it was built (its tree digests to "
+                  "%.12s now); against the rebuilt tree:\n",
+                  check->repaired ? "repaired" : "damaged", check->layer, check->digest_now);
+          for (char **d = check->changes; d && *d; d++)
+            printf ("  %s\n", *d);
+          if (check->total > 50)
+            printf ("  … and %zu more\n", check->total - 50);
+          if (check->repaired)
+            printf ("the rebuilt tree has taken its place\n");
+          else
+            printf ("'karapace verify --repair %s' puts the rebuilt tree in its place\n",
+                    which);
+        }
+      if (changed)
+        printf ("damaged: layer %.12s of %.12s changed since it was built (its tree digests "
+                "to %.12s now) and was not rebuilt; 'karapace verify-store' reports it\n",
+                changed, rec->env_id, now);
     }
   kp_build_result_clear (&res);
-  return same ? 0 : 1;
+  return same && !damaged && changed == NULL ? 0 : 1;
 }
 
 /* ---- the holder of an environment ---- */

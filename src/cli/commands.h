@@ -180,10 +180,20 @@ KP_CMD_DECLARE (verify);
   "      --offline       no network: the base from the store's cache, the packages from\n" \
   "                      the lock and the package cache\n"
 
+#define KP_CMD_VERIFY_HELP                                                                    \
+  "Builds ENV (a name, a short id or an id) again from the lock it was built with, in a\n"  \
+  "scratch area, and compares the packages layer's tree digest with the recorded one:\n"   \
+  "prints \"reproducible\", or the paths that differ. A recorded layer whose tree changed\n" \
+  "on disk since it was built is reported with the paths that differ from the rebuilt\n"  \
+  "tree. Exits 0 when reproducible and intact, 1 otherwise.\n\n"                           \
+  "Options:\n"                                                                              \
+  "      --repair        put the rebuilt tree in the place of a recorded layer that\n"      \
+  "                      changed on disk (when the rebuild gives the recorded digest)\n"
+
 #define KP_CMD_EXEC_HELP                                                                      \
   "Runs CMD in the environment ENV (a name, a short id or an id) over its layers, with the\n"\
-  "manifest's mounts and network; changes go to a throw-away layer. Exits with CMD's\n"   \
-  "status.\n\n"                                                                                \
+  "manifest's mounts, network and resource limits; what CMD changes stays in the\n"        \
+  "environment's own layer (until destroy or rebuild). Exits with CMD's status.\n\n"       \
   "Options:\n"                                                                                \
   "      --user WHO      self (default: your uid and gid) or root (uid 0 inside)\n"
 

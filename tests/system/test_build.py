@@ -348,10 +348,30 @@ def test_locked_offline_verify_rebuild(kp, source_root):
     target = store / "layers" / layer / "tree" / "usr" / "share" / "doc" / "git" / "copyright"
     t = kp("unshare", "--", "sh", "-c", f"echo changed >> {target}")
     assert t.returncode == 0, t
-    changed = kp("verify", "example", timeout=900)
+    evil = store / "layers" / layer / "tree" / "usr" / "bin" / "karapace-test-added"
+    t = kp("unshare", "--", "sh", "-c", f"echo x > {evil}")
+    assert t.returncode == 0, t
+    changed = kp("verify", "--json", "example", timeout=900)
     assert changed.returncode == 1, changed
-    assert "not reproducible" in changed.stdout and layer[:12] in changed.stdout, changed
-    assert "changed since it was built" in changed.stdout, changed
+    damage = changed.json()["damaged_layer"]
+    assert damage["layer"] == layer and damage["digest_now"] != layer, damage
+    assert damage["repaired"] is False
+    assert sorted(damage["changes"]) == ["- usr/bin/karapace-test-added",
+                                         "~ usr/share/doc/git/copyright"], damage
+    # The rebuild itself reproduces the lock; the stored copy is what changed.
+    assert changed.json()["reproducible"] is True, changed.json()
+    text = kp("verify", "example", timeout=900)
+    assert text.returncode == 1 and "damaged: layer " + layer[:12] in text.stdout, text
+    assert "~ usr/share/doc/git/copyright" in text.stdout, text
+    assert "karapace verify --repair example" in text.stdout, text
+    # --repair puts the rebuilt tree in its place; then all is well again.
+    fixed = kp("verify", "--repair", "--json", "example", timeout=900)
+    assert fixed.returncode == 0, fixed
+    assert fixed.json()["damaged_layer"]["repaired"] is True, fixed.json()
+    again = kp("verify", "--json", "example", timeout=900)
+    assert again.returncode == 0 and "damaged_layer" not in again.json(), again
+    assert kp("verify-store", "--json").json()["problems"] == []
+    assert kp("exec", "example", "--", "test", "!", "-e", "/usr/bin/karapace-test-added").returncode == 0
 
     # rebuild: built anew before the old one goes; the same identity here.
     rb = kp("rebuild", "--json", manifest_path, timeout=900)

@@ -245,6 +245,9 @@ kp_store_layer_read (kp_store *store, const char *digest, kp_layer_info *info, k
 /* Give the finished layer in tmp/<tmpname> (a "tree" and nothing else yet) its record and
  * its name; an existing layer with the same digest wins. Removes tmp/<tmpname> on every
  * path but success. */
+static int check_existing (kp_store *store, const char *tmpname, int dirfd,
+                           const kp_layer_info *info, const char *const *tars, kp_error **err);
+
 static int
 adopt_layer (kp_store *store, const char *tmpname, int dirfd, const kp_layer_info *info,
              const char *const *tars, kp_error **err)
@@ -252,9 +255,12 @@ adopt_layer (kp_store *store, const char *tmpname, int dirfd, const kp_layer_inf
   struct stat st;
   if (fstatat (store->layers_fd, info->tree_digest, &st, AT_SYMLINK_NOFOLLOW) == 0)
     {
-      /* Already there: the same digest names the same tree. */
+      /* Already there: the same digest names the same tree, unless it was changed on
+         disk since, which a check looks for. */
+      int r = store->check_layers ? check_existing (store, tmpname, dirfd, info, tars, err) : 0;
+      /* The new tree, or after a repair the damaged one. */
       kp_store_rm_rf_any (store->tmp_fd, tmpname, NULL);
-      return 0;
+      return r < 0 ? -1 : 0;
     }
   if (write_record (store, dirfd, info, tars, err) < 0)
     {
@@ -489,7 +495,23 @@ records_in_namespace (void *data, kp_error **err)
   return kp_tree_digest (c->dirfd, c->name, d, write_record_line, &c->out_fd, err);
 }
 
-/* The records of a layer's tree, one per line, in walk order. */
+/* The records of the tree dirfd/name, one per line, in walk order. */
+static char *
+tree_records (int dirfd, const char *name, size_t *len, kp_error **err)
+{
+  kp_cleanup_close int fd = memfd_create ("records", MFD_CLOEXEC);
+  if (fd < 0)
+    {
+      kp_error_errno (err, errno, "memfd_create");
+      return NULL;
+    }
+  records_call c = { dirfd, name, fd };
+  if (kp_userns_run (records_in_namespace, &c, err) < 0 || lseek (fd, 0, SEEK_SET) < 0)
+    return NULL;
+  return kp_fd_read_all (fd, (size_t) 1 << 31, len, err);
+}
+
+/* The records of a layer's tree. */
 static char *
 layer_records (kp_store *store, const char *digest, size_t *len, kp_error **err)
 {
@@ -551,6 +573,9 @@ split_records (const char *text, size_t len, size_t *n)
   return v;
 }
 
+static char **
+diff_records (const char *ra, size_t la, const char *rb, size_t lb, size_t max, size_t *total);
+
 char **
 kp_store_layer_diff (kp_store *store, const char *a, const char *b, size_t max, size_t *total,
                      kp_error **err)
@@ -560,6 +585,12 @@ kp_store_layer_diff (kp_store *store, const char *a, const char *b, size_t max, 
   kp_cleanup_free char *rb = ra ? layer_records (store, b, &lb, err) : NULL;
   if (rb == NULL)
     return NULL;
+  return diff_records (ra, la, rb, lb, max, total);
+}
+
+static char **
+diff_records (const char *ra, size_t la, const char *rb, size_t lb, size_t max, size_t *total)
+{
   size_t na = 0, nb = 0;
   kp_cleanup_free record_line *va = split_records (ra, la, &na);
   kp_cleanup_free record_line *vb = split_records (rb, lb, &nb);
@@ -608,4 +639,65 @@ kp_store_layer_digest_now (kp_store *store, const char *digest, char out[KP_BLAK
     return kp_store_fail (err, NULL, "'%s' is not a layer digest", digest);
   kp_cleanup_free char *tree = xasprintf ("%s/tree", digest);
   return kp_store_tree_digest (store, store->layers_fd, tree, out, err);
+}
+
+/* ---- checking a layer built again against the one of its name ---- */
+
+void
+kp_store_layer_check (kp_store *store, bool check, bool repair)
+{
+  store->check_layers = check;
+  store->repair_layers = check && repair;
+  kp_strv_free (store->damage.changes);
+  memset (&store->damage, 0, sizeof store->damage);
+}
+
+const kp_layer_check_result *
+kp_store_layer_check_result (const kp_store *store)
+{
+  return &store->damage;
+}
+
+/* The layer info->tree_digest exists, and tmp/tmpname holds a tree just built that
+ * digests to that name. Returns 1 when the new tree took the damaged one's place (tmpname
+ * then holds the damaged one), 0 when the existing layer is kept, -1 on error. */
+static int
+check_existing (kp_store *store, const char *tmpname, int dirfd, const kp_layer_info *info,
+                const char *const *tars, kp_error **err)
+{
+  char now[KP_BLAKE3_HEX_LEN + 1];
+  if (kp_store_layer_digest_now (store, info->tree_digest, now, err) < 0)
+    return -1;
+  if (strcmp (now, info->tree_digest) == 0)
+    return 0;
+  kp_layer_check_result *d = &store->damage;
+  kp_strv_free (d->changes);
+  memset (d, 0, sizeof *d);
+  d->damaged = true;
+  memcpy (d->layer, info->tree_digest, sizeof d->layer);
+  memcpy (d->digest_now, now, sizeof d->digest_now);
+  size_t la = 0, lb = 0;
+  kp_cleanup_free char *damaged_tree = xasprintf ("%s/tree", info->tree_digest);
+  kp_cleanup_free char *new_tree = xasprintf ("%s/tree", tmpname);
+  kp_cleanup_free char *ra = tree_records (store->layers_fd, damaged_tree, &la, err);
+  kp_cleanup_free char *rb = ra ? tree_records (store->tmp_fd, new_tree, &lb, err) : NULL;
+  if (rb == NULL)
+    return -1;
+  d->changes = diff_records (ra, la, rb, lb, 50, &d->total);
+  if (!store->repair_layers)
+    return 0;
+  /* The new tree with its record, exchanged with the damaged layer in one step: a crash
+     leaves either the damaged layer in place or the new one, and the other in tmp/. */
+  if (write_record (store, dirfd, info, tars, err) < 0)
+    return -1;
+  if (renameat2 (store->tmp_fd, tmpname, store->layers_fd, info->tree_digest,
+                 RENAME_EXCHANGE)
+      < 0)
+    return kp_store_fail_errno (err, errno, "cannot put the rebuilt layer %.12s in place",
+                                info->tree_digest);
+  if (kp_store_fsync_dir (store->layers_fd, "layers", err) < 0
+      || kp_store_fsync_dir (store->tmp_fd, "tmp", err) < 0)
+    return -1;
+  d->repaired = true;
+  return 1;
 }

@@ -14,6 +14,9 @@ struct kp_store
   int lockfd; /* holds the flock */
   int objects_fd, layers_fd, envs_fd, tmp_fd, journal_fd;
   kp_store_recovery recovery;
+  /* kp_store_layer_check(): a layer built again is compared with the one of its name */
+  bool check_layers, repair_layers;
+  kp_layer_check_result damage;
 };
 
 #define KP_STORE_HINT_VERIFY "run 'karapace verify-store' to see what else is affected"

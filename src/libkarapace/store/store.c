@@ -642,6 +642,7 @@ kp_store_close (kp_store *s)
           /* Stale holder text is harmless: waiters check the pid. */
         }
     }
+  kp_strv_free (s->damage.changes);
   close_fd (&s->objects_fd);
   close_fd (&s->layers_fd);
   close_fd (&s->envs_fd);

@@ -233,6 +233,25 @@ char **kp_store_layer_diff (kp_store *store, const char *a, const char *b, size_
  * changed), computed in the store's namespace. */
 int kp_store_layer_digest_now (kp_store *store, const char *digest,
                                char out[KP_BLAKE3_HEX_LEN + 1], kp_error **err);
+/* A layer built again (kp_store_layer_build, e.g. by verify) normally finds its name taken
+ * and is discarded: the same digest names the same tree. With checking on, the existing
+ * layer's tree is digested first; when it no longer matches its name (changed on disk
+ * since), the differences between it and the new tree are kept for
+ * kp_store_layer_check_result(), and with repair the new tree replaces the damaged one
+ * (one atomic exchange; the damaged tree goes to tmp/ and is removed). */
+typedef struct kp_layer_check_result
+{
+  bool damaged;                         /* an existing layer did not match its name */
+  bool repaired;                        /* ... and was replaced by the new tree */
+  char layer[KP_BLAKE3_HEX_LEN + 1];    /* its name */
+  char digest_now[KP_BLAKE3_HEX_LEN + 1]; /* what its tree digested to */
+  char **changes;                       /* "+ PATH" / "- PATH" / "~ PATH", the new tree
+                                           against the damaged one, at most 50 */
+  size_t total;                         /* the count of all changes */
+} kp_layer_check_result;
+void kp_store_layer_check (kp_store *store, bool check, bool repair);
+/* Owned by the store, valid until it is closed or the next check. */
+const kp_layer_check_result *kp_store_layer_check_result (const kp_store *store);
 /* Does layer `digest` exist? 1 yes, 0 no, -1 error. */
 int kp_store_layer_exists (kp_store *store, const char *digest, kp_error **err);
 /* Read and verify a layer's record. */
