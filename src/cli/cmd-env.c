@@ -11,6 +11,7 @@
 #include "sandbox/userns.h"
 #include "schema/identity.h"
 #include "schema/lock.h"
+#include "schema/toml.h"
 #include "schema/manifest.h"
 #include "store/store.h"
 
@@ -155,9 +156,30 @@ env_running (kp_store *store, const char *env_id)
   return h != NULL;
 }
 
-static int
-env_binds (const kp_policy *policy, const kp_manifest *m, kp_bind **out, size_t *n,
-           kp_error **err)
+kp_net_mode
+kp_cli_manifest_network (const kp_manifest *m)
+{
+  if (kp_manifest_bool (m, KP_OPT_RUNTIME_NETWORK_ISOLATION)
+      || kp_str_equal0 (kp_manifest_string (m, KP_OPT_RUNTIME_NETWORK), "none"))
+    return KP_NET_NONE;
+  if (kp_str_equal0 (kp_manifest_string (m, KP_OPT_RUNTIME_NETWORK), "user"))
+    return KP_NET_USER;
+  return KP_NET_HOST;
+}
+
+kp_cgroup_limits
+kp_cli_manifest_limits (const kp_manifest *m)
+{
+  return (kp_cgroup_limits){
+    .cpu_shares = (uint64_t) kp_manifest_int (m, KP_OPT_LIMITS_CPU_SHARES),
+    .memory_limit_mb = (uint64_t) kp_manifest_int (m, KP_OPT_LIMITS_MEMORY_LIMIT_MB),
+    .pids_max = (uint64_t) kp_manifest_int (m, KP_OPT_LIMITS_PIDS_MAX),
+  };
+}
+
+int
+kp_cli_manifest_binds (const kp_policy *policy, const kp_manifest *m, kp_bind **out, size_t *n,
+                       kp_error **err)
 {
   const kp_setting *mounts = kp_manifest_setting (m, KP_OPT_MOUNTS);
   *out = xcalloc (mounts->map_len + 1, sizeof **out);
@@ -546,7 +568,7 @@ env_holder (kp_store **store, const kp_env_record *rec, const kp_policy *policy,
       kp_error_set (err, KP_EXIT_STORE, "environment %.12s has no layers", rec->env_id);
       goto out;
     }
-  if (m && env_binds (policy, m, &binds, &n_binds, err) < 0)
+  if (m && kp_cli_manifest_binds (policy, m, &binds, &n_binds, err) < 0)
     goto out;
   /* Your home at its own path, unless the manifest keeps the environment's home private. */
   if (how->home && (m == NULL || kp_manifest_bool (m, KP_OPT_HOST_HOME)))
@@ -606,12 +628,7 @@ env_holder (kp_store **store, const kp_env_record *rec, const kp_policy *policy,
               goto out;
             }
         }
-      kp_net_mode net = KP_NET_HOST;
-      if (m && (kp_manifest_bool (m, KP_OPT_RUNTIME_NETWORK_ISOLATION)
-                || kp_str_equal0 (kp_manifest_string (m, KP_OPT_RUNTIME_NETWORK), "none")))
-        net = KP_NET_NONE;
-      else if (m && kp_str_equal0 (kp_manifest_string (m, KP_OPT_RUNTIME_NETWORK), "user"))
-        net = KP_NET_USER;
+      kp_net_mode net = m ? kp_cli_manifest_network (m) : KP_NET_HOST;
       /* [runtime.resource_limits], within the policy's ceilings: the holder's cgroup,
          which every session of it joins. */
       kp_cgroup_limits limits = { 0 };
@@ -619,9 +636,7 @@ env_holder (kp_store **store, const kp_env_record *rec, const kp_policy *policy,
         {
           if (kp_policy_check_manifest (policy, m, err) < 0)
             goto out;
-          limits.cpu_shares = (uint64_t) kp_manifest_int (m, KP_OPT_LIMITS_CPU_SHARES);
-          limits.memory_limit_mb = (uint64_t) kp_manifest_int (m, KP_OPT_LIMITS_MEMORY_LIMIT_MB);
-          limits.pids_max = (uint64_t) kp_manifest_int (m, KP_OPT_LIMITS_PIDS_MAX);
+          limits = kp_cli_manifest_limits (m);
         }
       char short_id[KP_SHORT_ID_LEN + 1];
       kp_identity_short_id (rec->env_id, short_id);
@@ -665,9 +680,55 @@ env_find (kp_cli *cli, bool write, const char *which, kp_store **store, kp_env_r
     return -1;
   if (policy && (*policy = kp_policy_load (NULL, err)) == NULL)
     return -1;
+  if (m == NULL)
+    return 0;
+  /* The settings the environment was built with, from its lock in the store: they are
+     part of its identity, so an edited manifest (a new identity, built anew) or a missing
+     one never changes how this environment runs. Relative [mounts] are resolved beside
+     the manifest it was built from. */
   const char *manifest = json_string_value (json_object_get ((*rec)->extra, "manifest"));
-  if (m && manifest && access (manifest, R_OK) == 0 && (*m = kp_manifest_load (manifest, err)) == NULL)
-    return -1;
+  const char *settings = json_string_value (json_object_get ((*rec)->extra, "settings"));
+  const char *where = manifest ? manifest : "karapace.lock";
+  if (settings)
+    {
+      /* Written by the build beside the lock's id: a few lines to parse, not the whole
+         lock with its packages. */
+      kp_cleanup_toml kp_toml_value *root = kp_toml_parse (settings, strlen (settings),
+                                                           "the environment's record", err);
+      const kp_toml_value *table = root ? kp_toml_table_get (root, "settings") : NULL;
+      if (root && table == NULL)
+        kp_error_set (err, KP_EXIT_STORE, "the environment's record has no [settings]");
+      if (table == NULL || (*m = kp_manifest_load_settings (table, where, err)) == NULL)
+        return kp_error_prefix (err, "environment %.12s", (*rec)->env_id);
+    }
+  else
+    {
+      /* Recorded before the settings were kept in the record: from the lock. */
+      if ((*rec)->lock == NULL)
+        return kp_error_set (err, KP_EXIT_STORE, "environment %.12s has no lock in the store",
+                             (*rec)->env_id);
+      size_t len = 0;
+      kp_cleanup_free char *text = kp_store_get (*store, (*rec)->lock, 16 << 20, &len, err);
+      if (text == NULL)
+        return -1;
+      kp_cleanup_lock kp_lock *lock = kp_lock_load_text (text, len, where, err);
+      if (lock == NULL)
+        return kp_error_prefix (err, "environment %.12s: its lock", (*rec)->env_id);
+      *m = kp_steal_pointer (&lock->settings);
+    }
+  /* Settings read from a lock know no directory ("/"): relative mounts, and the
+     allow-list's "the project's own directory", are the manifest's directory's. */
+  free ((*m)->dir);
+  (*m)->dir = NULL;
+  if (manifest)
+    {
+      kp_cleanup_free char *abs = kp_path_absolute (manifest, NULL);
+      (*m)->dir = abs ? kp_path_dirname (abs) : NULL;
+    }
+  if ((*m)->dir == NULL)
+    return kp_error_set (err, KP_EXIT_STORE,
+                         "environment %.12s: the manifest it was built from is not recorded",
+                         (*rec)->env_id);
   return 0;
 }
 

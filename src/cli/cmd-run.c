@@ -62,6 +62,10 @@ typedef struct run_options
   size_t n_env;
   bool gpu, audio, as_root;
   kp_net_mode network;
+  bool network_given;
+  kp_manifest *m;      /* run MANIFEST: its runtime settings, where no option overrides */
+  kp_bind *manifest_binds;
+  size_t n_manifest_binds;
   const char *hostname, *workdir, *policy, *session;
   bool stop;
   kp_cgroup_limits limits;
@@ -78,6 +82,17 @@ push (char ***list, size_t *n, const char *value)
 }
 
 static void
+binds_free (kp_bind *binds, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    {
+      free ((char *) binds[i].source);
+      free ((char *) binds[i].target);
+    }
+  free (binds);
+}
+
+static void
 run_options_clear (run_options *o)
 {
   kp_strv_free (o->mounts);
@@ -85,6 +100,8 @@ run_options_clear (run_options *o)
   kp_strv_free (o->env);
   free (o->image_tree);
   kp_strv_free (o->layer_paths);
+  kp_manifest_free (o->m);
+  binds_free (o->manifest_binds, o->n_manifest_binds);
 }
 
 static int
@@ -223,7 +240,7 @@ build_environment (const kp_policy *p, const run_options *o, kp_error **err)
     .home = o->as_root ? "/root" : NULL,
     .user = o->as_root ? "root" : NULL,
   };
-  kp_cleanup_strv char **env = kp_environ_build (p, NULL, environ, &ov, err);
+  kp_cleanup_strv char **env = kp_environ_build (p, o->m, environ, &ov, err);
   if (env == NULL)
     return NULL;
   size_t n = 0;
@@ -318,6 +335,7 @@ parse_options (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv, ru
       case OPT_NETWORK:
         if (kp_net_mode_from_name (optarg, &o->network) < 0)
           return kp_cli_usage_error (cli, cmd, "--network: host, none or user, not '%s'", optarg);
+        o->network_given = true;
         break;
       case OPT_USER:
         if (strcmp (optarg, "root") == 0 || strcmp (optarg, "self") == 0)
@@ -450,17 +468,6 @@ open_image_layer (kp_cli *cli, run_options *o, kp_error **err)
   return store;
 }
 
-static void
-binds_free (kp_bind *binds, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    {
-      free ((char *) binds[i].source);
-      free ((char *) binds[i].target);
-    }
-  free (binds);
-}
-
 /* Check everything against the policy, then start a holder over --rootfs. */
 static kp_holder *
 start_holder (kp_cli *cli, const run_options *o, const kp_policy *policy,
@@ -480,11 +487,17 @@ start_holder (kp_cli *cli, const run_options *o, const kp_policy *policy,
       return NULL;
     }
   kp_holder *h = NULL;
-  kp_bind *binds = xcalloc (o->n_mounts + 1, sizeof *binds);
+  kp_bind *binds = xcalloc (o->n_manifest_binds + o->n_mounts + 1, sizeof *binds);
   size_t n_binds = 0, n_devices = 0;
   kp_cleanup_strv char **devices = NULL;
-  for (; n_binds < o->n_mounts; n_binds++)
-    if (parse_mount (policy, o->mounts[n_binds], &binds[n_binds], err) < 0)
+  /* The manifest's [mounts] first, so that a --mount on the same target comes later and
+     wins. */
+  for (size_t i = 0; i < o->n_manifest_binds; i++, n_binds++)
+    binds[n_binds] = (kp_bind){ xstrdup (o->manifest_binds[i].source),
+                                xstrdup (o->manifest_binds[i].target),
+                                o->manifest_binds[i].readonly };
+  for (size_t i = 0; i < o->n_mounts; i++, n_binds++)
+    if (parse_mount (policy, o->mounts[i], &binds[n_binds], err) < 0)
       goto out;
   for (size_t i = 0; i < o->n_devices; i++)
     {
@@ -650,6 +663,20 @@ kp_cmd_run (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
       o.rootfs = o.layer_paths[k - 1];
       kp_build_result_clear (&res);
       kp_store_close (kp_steal_pointer (&store));
+      /* The environment's runtime settings, as exec gives them; options given here win. */
+      if ((o.m = kp_manifest_load (o.manifest, &err)) == NULL
+          || kp_cli_manifest_binds (policy, o.m, &o.manifest_binds, &o.n_manifest_binds, &err)
+                 < 0)
+        goto fail;
+      if (!o.network_given)
+        o.network = kp_cli_manifest_network (o.m);
+      kp_cgroup_limits ml = kp_cli_manifest_limits (o.m);
+      if (o.limits.cpu_shares == 0)
+        o.limits.cpu_shares = ml.cpu_shares;
+      if (o.limits.memory_limit_mb == 0)
+        o.limits.memory_limit_mb = ml.memory_limit_mb;
+      if (o.limits.pids_max == 0)
+        o.limits.pids_max = ml.pids_max;
     }
   if (o.session)
     {

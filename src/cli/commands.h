@@ -36,6 +36,18 @@ KP_CMD_DECLARE (inspect);
 KP_CMD_DECLARE (rebuild);
 KP_CMD_DECLARE (verify);
 
+/* What a manifest asks of the sandbox an environment runs in, shared by exec/enter
+ * (cmd-env.c) and run MANIFEST (cmd-run.c). */
+#include "policy/policy.h"
+#include "sandbox/runtime.h"
+#include "schema/manifest.h"
+kp_net_mode kp_cli_manifest_network (const kp_manifest *m);
+kp_cgroup_limits kp_cli_manifest_limits (const kp_manifest *m);
+/* [mounts] as binds: host paths resolved beside the manifest and checked against the
+ * policy's allow-list again. */
+int kp_cli_manifest_binds (const kp_policy *policy, const kp_manifest *m, kp_bind **out,
+                           size_t *n, kp_error **err);
+
 #define KP_CMD_NEW_HELP                                                                       \
   "Writes ./karapace.toml (or PATH) for an environment called NAME. Without --template,\n"   \
   "asks which template to use when run on a terminal.\n\n"                                   \

@@ -185,6 +185,48 @@ def test_run_manifest_is_throw_away(kp, rootfs):
     assert nowhere.returncode == 64 and "manifest" in nowhere.stderr, nowhere
 
 
+def test_run_manifest_has_the_environments_settings(kp, rootfs):
+    """run MANIFEST runs as exec would: the manifest's [mounts], [env], network and
+    resource limits, unless an option of run says otherwise."""
+    path = manifest(kp, rootfs, '[mounts]\nworkspace = "./:/workspace"\n'
+                                '[env]\nset = { GREETING = "hello" }\n'
+                                '[runtime]\nnetwork = "none"\n'
+                                '[runtime.resource_limits]\npids_max = 8\n')
+    (path.parent / "marker").write_text("here\n")
+    r = kp("run", path, "--", "sh", "-c",
+           "cat /workspace/marker; echo $GREETING; ls /sys/class/net")
+    assert r.returncode == 0, r
+    assert r.stdout.split() == ["here", "hello", "lo"], r.stdout
+    forks = kp("run", path, "--", "sh", "-c", "for i in $(seq 12); do sleep 2 & done; wait")
+    assert "can't fork" in forks.stderr, forks
+    # Options win: the host's network, more tasks.
+    r = kp("run", "--network", "host", "--pids", "64", path, "--", "sh", "-c",
+           "ls /sys/class/net | wc -l; for i in $(seq 12); do sleep 0.1 & done; wait")
+    assert r.returncode == 0 and "can't fork" not in r.stderr, r
+    assert int(r.stdout.split()[0]) > 1, r.stdout
+
+
+def test_exec_keeps_the_settings_the_environment_was_built_with(kp, rootfs):
+    """The runtime settings are part of the environment's identity: exec takes them from
+    its lock in the store. Editing the manifest without building (a new identity) or
+    removing it does not change how the built environment runs."""
+    path = manifest(kp, rootfs, '[mounts]\nworkspace = "./:/workspace"\n'
+                                '[env]\nset = { STAGE = "built" }\n'
+                                '[runtime]\nnetwork = "none"\n')
+    assert kp("build", path).returncode == 0
+    (path.parent / "marker").write_text("here\n")
+    probe = ["sh", "-c", "ls /sys/class/net; echo $STAGE; cat /workspace/marker"]
+    r = kp("exec", "demo", "--", *probe)
+    assert r.returncode == 0 and r.stdout.split() == ["lo", "built", "here"], r
+    path.write_text(path.read_text().replace('network = "none"', 'network = "host"')
+                    .replace('"built"', '"edited"'))
+    r = kp("exec", "demo", "--", *probe)
+    assert r.returncode == 0 and r.stdout.split() == ["lo", "built", "here"], r
+    path.unlink()
+    r = kp("exec", "demo", "--", *probe)
+    assert r.returncode == 0 and r.stdout.split() == ["lo", "built", "here"], r
+
+
 def test_build_errors(kp, rootfs):
     bad = kp.write("bad/karapace.toml", 'manifest_version = 1\n[base]\nimage = "debain/bookworm"\n')
     r = kp("build", bad)

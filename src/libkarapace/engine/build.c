@@ -1016,8 +1016,13 @@ kp_build (kp_store *store, const kp_build_options *opts, kp_build_result *out, k
                         NULL };
     rec.layers = layers;
     kp_cleanup_free char *manifest_abs = kp_path_join (b.m->dir, kp_path_basename_of (b.m->path));
-    kp_cleanup_json json_t *extra = json_pack ("{s:s,s:I}", "manifest", manifest_abs,
-                                               "packages", (json_int_t) lock->n_packages);
+    /* The identity settings beside the lock's id: exec reads them from here on every
+       start instead of parsing the whole lock (docs/build.md). */
+    kp_cleanup_buf kp_buf settings = KP_BUF_INIT;
+    kp_manifest_write_toml (lock->settings, "settings", &settings);
+    kp_cleanup_json json_t *extra = json_pack ("{s:s,s:I,s:s}", "manifest", manifest_abs,
+                                               "packages", (json_int_t) lock->n_packages,
+                                               "settings", kp_buf_str (&settings));
     rec.extra = extra;
     if (kp_store_env_write (store, &rec, err) < 0)
       goto out;
