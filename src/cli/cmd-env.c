@@ -467,6 +467,7 @@ typedef struct env_open
   bool as_root;
   bool account;   /* enter: your account entry in /etc/passwd and /etc/group */
   bool home;      /* enter: your home directory at its own path */
+  bool login;     /* enter: start in your home when your working directory is not there */
 } env_open;
 
 typedef struct account_call
@@ -732,9 +733,52 @@ env_find (kp_cli *cli, bool write, const char *which, kp_store **store, kp_env_r
   return 0;
 }
 
+/* Where the caller's working directory is inside the environment, or NULL when nothing
+ * shows it there: the same path under your home (mounted at its own path), else the
+ * target of the [mounts] entry whose host directory holds it (the deepest one). */
+static char *
+cwd_inside (const kp_policy *policy, const kp_manifest *m, bool home_mounted)
+{
+  char cwd[PATH_MAX];
+  if (getcwd (cwd, sizeof cwd) == NULL)
+    return NULL;
+  if (home_mounted && kp_path_is_under (cwd, kp_home_dir ()))
+    return xstrdup (cwd);
+  if (m == NULL)
+    return NULL;
+  kp_bind *binds = NULL;
+  size_t n = 0;
+  kp_error *ignored = NULL;
+  if (kp_cli_manifest_binds (policy, m, &binds, &n, &ignored) < 0)
+    kp_error_free (ignored); /* the start of the holder reports it */
+  char *inside = NULL;
+  size_t best = 0;
+  for (size_t i = 0; i < n; i++)
+    {
+      const char *src = binds[i].source;
+      size_t len = strlen (src);
+      if (kp_path_is_under (cwd, src) && (inside == NULL || len > best))
+        {
+          const char *rest = cwd + len;
+          while (*rest == '/')
+            rest++;
+          free (inside);
+          inside = *rest ? kp_path_join (binds[i].target, rest) : xstrdup (binds[i].target);
+          best = len;
+        }
+    }
+  for (size_t i = 0; binds && i <= n; i++)
+    {
+      free ((char *) binds[i].source);
+      free ((char *) binds[i].target);
+    }
+  free (binds);
+  return inside;
+}
+
 static int
 run_in_env (kp_cli *cli, const char *which, char *const *argv, const env_open *how,
-            const char *cwd, kp_error **err)
+            kp_error **err)
 {
   kp_cleanup_store kp_store *store = NULL;
   kp_cleanup_env_record kp_env_record *rec = NULL;
@@ -757,8 +801,11 @@ run_in_env (kp_cli *cli, const char *which, char *const *argv, const env_open *h
   kp_cleanup_strv char **env = kp_environ_build (policy, m, environ, &ov, err);
   if (env == NULL)
     return -1;
-  if (m && !kp_manifest_bool (m, KP_OPT_HOST_HOME))
-    cwd = NULL; /* your home is not there: start at / */
+  /* Where you are when it is visible inside; else enter starts in your home (when it is
+     there) and exec at /. */
+  bool home_mounted = how->home && (m == NULL || kp_manifest_bool (m, KP_OPT_HOST_HOME));
+  kp_cleanup_free char *here = cwd_inside (policy, m, home_mounted);
+  const char *cwd = here ? here : how->login && home_mounted ? kp_home_dir () : NULL;
   kp_holder *h = env_holder (&store, rec, policy, m, how, err);
   if (h == NULL)
     return -1;
@@ -814,7 +861,7 @@ kp_cmd_exec (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
   if (optind >= argc)
     return kp_cli_usage_error (cli, cmd, "no command given: karapace exec ENV -- CMD");
   kp_error *err = NULL;
-  int status = run_in_env (cli, which, argv + optind, &how, NULL, &err);
+  int status = run_in_env (cli, which, argv + optind, &how, &err);
   if (status < 0)
     return kp_cli_fail (cli, err);
   return status;
@@ -849,13 +896,9 @@ kp_cmd_enter (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
             login[0] = (char *) "/bin/bash";
         }
     }
-  /* Where you are, when it is visible inside (your home is). */
-  char cwd[PATH_MAX];
-  const char *where = NULL;
-  if (!how.as_root && getcwd (cwd, sizeof cwd) && kp_path_is_under (cwd, kp_home_dir ()))
-    where = cwd;
   kp_error *err = NULL;
-  int status = run_in_env (cli, which, command, &how, where ? where : kp_home_dir (), &err);
+  how.login = true;
+  int status = run_in_env (cli, which, command, &how, &err);
   if (status < 0)
     return kp_cli_fail (cli, err);
   return status;

@@ -205,16 +205,18 @@ int kp_cli_manifest_binds (const kp_policy *policy, const kp_manifest *m, kp_bin
 #define KP_CMD_EXEC_HELP                                                                      \
   "Runs CMD in the environment ENV (a name, a short id or an id) over its layers, with the\n"\
   "manifest's mounts, network and resource limits; what CMD changes stays in the\n"        \
-  "environment's own layer (until destroy or rebuild). Exits with CMD's status.\n\n"       \
+  "environment's own layer (until destroy or rebuild). CMD starts where you are when the\n" \
+  "environment shows it (under your home, or a [mounts] directory), else at /. Exits with\n" \
+  "CMD's status.\n\n"                                                                        \
   "Options:\n"                                                                                \
   "      --user WHO      self (default: your uid and gid) or root (uid 0 inside)\n"
 
 #define KP_CMD_ENTER_HELP                                                                     \
   "Opens a login shell (or runs CMD) in the environment ENV as you: your uid and gid, an\n"  \
   "account entry for you in its /etc/passwd and /etc/group, your home directory at its\n"  \
-  "own path, starting in the directory you are in when it is inside your home. Joins the\n" \
-  "environment's sandbox when one runs. --user root opens a root shell instead (root of\n"\
-  "the user namespace, e.g. to install a package by hand).\n"
+  "own path, starting where you are when it is visible inside (else in your home). Joins\n" \
+  "the environment's sandbox when one runs. --user root opens a root shell instead (root\n" \
+  "of the user namespace, e.g. to install a package by hand).\n"
 
 #define KP_CMD_LIFECYCLE_HELP                                                                 \
   "An environment is built, frozen (read-only: writes fail) or archived (nothing runs in\n"\

@@ -347,6 +347,29 @@ def test_enter_is_you_at_home(kp, rootfs):
     assert root.returncode == 0 and root.stdout.strip() == "0", root
 
 
+def test_exec_starts_where_you_are_when_it_is_visible(kp, rootfs):
+    """exec and enter start in your working directory as the environment shows it: the
+    same path under your home, the mount's target under a [mounts] directory; else exec
+    starts at / and enter in your home."""
+    path = manifest(kp, rootfs, '[mounts]\nworkspace = "./:/workspace"\n')
+    assert kp("build", path).returncode == 0
+    sub = path.parent / "src" / "lib"
+    sub.mkdir(parents=True)
+    r = kp("exec", "demo", "--", "pwd", cwd=sub)
+    assert r.returncode == 0 and r.stdout == "/workspace/src/lib\n", r
+    r = kp("exec", "demo", "--", "pwd", cwd=path.parent)
+    assert r.returncode == 0 and r.stdout == "/workspace\n", r
+    (kp.home / "work").mkdir()
+    r = kp("exec", "demo", "--", "pwd", cwd=kp.home / "work")
+    assert r.returncode == 0 and r.stdout == f"{kp.home}/work\n", r
+    r = kp("exec", "demo", "--", "pwd", cwd="/")
+    assert r.returncode == 0 and r.stdout == "/\n", r
+    r = kp("enter", "demo", "--", "pwd", cwd="/")
+    assert r.returncode == 0 and r.stdout == f"{kp.home}\n", r
+    r = kp("enter", "demo", "--", "pwd", cwd=sub)
+    assert r.returncode == 0 and r.stdout == "/workspace/src/lib\n", r
+
+
 @pytest.mark.slow
 def test_locked_offline_verify_rebuild(kp, source_root):
     if not _mirror_reachable():
