@@ -82,9 +82,27 @@ kp_write_all (int fd, const void *data, size_t len)
   return 0;
 }
 
+static int
+write_replace (const char *path, const void *data, size_t len, mode_t mode, bool exclusive,
+               bool sync, kp_error **err);
+
 int
 kp_file_write_atomic (const char *path, const void *data, size_t len, mode_t mode,
                       bool exclusive, kp_error **err)
+{
+  return write_replace (path, data, len, mode, exclusive, true, err);
+}
+
+int
+kp_file_write_volatile (const char *path, const void *data, size_t len, mode_t mode,
+                        kp_error **err)
+{
+  return write_replace (path, data, len, mode, false, false, err);
+}
+
+static int
+write_replace (const char *path, const void *data, size_t len, mode_t mode, bool exclusive,
+               bool sync, kp_error **err)
 {
   kp_cleanup_free char *dir = kp_path_dirname (path);
   kp_cleanup_free char *tmp = xasprintf ("%s.tmp-XXXXXX", path);
@@ -94,7 +112,7 @@ kp_file_write_atomic (const char *path, const void *data, size_t len, mode_t mod
   int r = kp_write_all (fd, data, len);
   if (r == 0 && fchmod (fd, mode) < 0)
     r = -errno;
-  if (r == 0 && fsync (fd) < 0)
+  if (r == 0 && sync && fsync (fd) < 0)
     r = -errno;
   if (r < 0)
     {
@@ -118,6 +136,8 @@ kp_file_write_atomic (const char *path, const void *data, size_t len, mode_t mod
       unlink (tmp);
       return kp_error_errno (err, saved, "cannot replace '%s'", path);
     }
+  if (!sync)
+    return 0;
   kp_cleanup_close int dfd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0)
     fsync (dfd);

@@ -22,6 +22,11 @@ char *kp_fd_read_all (int fd, size_t max_size, size_t *len, kp_error **err);
 int kp_file_write_atomic (const char *path, const void *data, size_t len, mode_t mode,
                           bool exclusive, kp_error **err);
 
+/* The same without syncing the file or its directory: for runtime state (in
+ * $XDG_RUNTIME_DIR) that a crash may lose, where a sync would only wait for the disk. */
+int kp_file_write_volatile (const char *path, const void *data, size_t len, mode_t mode,
+                            kp_error **err);
+
 /* Write all bytes, retrying on EINTR and short writes; returns 0 or -errno. */
 int kp_write_all (int fd, const void *data, size_t len);
 

@@ -425,7 +425,7 @@ record_holder (const char *state_dir, pid_t pid)
   kp_cleanup_free char *path = xasprintf ("%s/" KP_HOLDER_PIDFILE, state_dir);
   kp_cleanup_free char *text = xasprintf ("%d %llu\n", (int) pid, proc_start_time (pid));
   kp_cleanup_error kp_error *ignored = NULL;
-  kp_file_write_atomic (path, text, strlen (text), 0600, false, &ignored);
+  kp_file_write_volatile (path, text, strlen (text), 0600, &ignored);
 }
 
 /* The previous holder of this state directory may still be ending when a new one starts

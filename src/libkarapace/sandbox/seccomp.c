@@ -405,23 +405,10 @@ kp_seccomp_program_save (const kp_seccomp_program *program, const char *path,
   /* Replaced atomically, but not synced: it is a cache in a runtime directory, and a
    * file lost in a crash is compiled again; a sync would put a disk flush in every cold
    * start. */
-  kp_cleanup_free char *tmp = xasprintf ("%s.%d.tmp", path, (int) getpid ());
-  int fd = open (tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0)
-    return kp_error_errno (err, errno, "create %s", tmp);
-  int r = kp_write_all (fd, header, strlen (header));
-  if (r == 0)
-    r = kp_write_all (fd, program->filter, program->len * sizeof (struct sock_filter));
-  if (close (fd) < 0 && r == 0)
-    r = -errno;
-  if (r == 0 && rename (tmp, path) < 0)
-    r = -errno;
-  if (r < 0)
-    {
-      unlink (tmp);
-      return kp_error_errno (err, -r, "write %s", path);
-    }
-  return 0;
+  kp_cleanup_buf kp_buf text = KP_BUF_INIT;
+  kp_buf_puts (&text, header);
+  kp_buf_append (&text, program->filter, program->len * sizeof (struct sock_filter));
+  return kp_file_write_volatile (path, text.data, text.len, 0600, err);
 }
 
 int
