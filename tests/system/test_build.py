@@ -145,6 +145,37 @@ def test_exec_holds_to_the_manifest_limits(kp, rootfs):
     assert r.returncode != 0 and "memory_limit_mb" in r.stderr, r
 
 
+def test_the_holder_keeps_no_output_of_the_exec_that_started_it(kp, rootfs):
+    """The exec that starts an environment's holder returns its output's end as soon as
+    its command ends, even while another session keeps the holder up: `exec ... | tee`
+    must not hang on the holder."""
+    import subprocess
+    import time
+    from conftest import KARAPACE
+    assert kp("build", manifest(kp, rootfs)).returncode == 0
+    starter = subprocess.Popen([KARAPACE, "exec", "demo", "--", "sh", "-c", "echo first; sleep 2"],
+                               env=kp.env, cwd=kp.tmp, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    keeper = None
+    try:
+        assert starter.stdout.readline() == "first\n"
+        keeper = subprocess.Popen([KARAPACE, "exec", "demo", "--", "sleep", "60"], env=kp.env,
+                                  cwd=kp.tmp, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        assert keeper.poll() is None
+        began = time.monotonic()
+        out, err = starter.communicate(timeout=20)
+        assert starter.returncode == 0, err
+        assert time.monotonic() - began < 10  # the end of the pipe, not the keeper's
+        assert keeper.poll() is None, "the holder ended with its first session"
+    finally:
+        for p in (starter, keeper):
+            if p and p.poll() is None:
+                p.kill()
+                p.communicate()
+
+
 def test_identity_follows_the_manifest(kp, rootfs):
     a = kp("build", "--json", manifest(kp, rootfs, directory="a"))
     assert a.returncode == 0, a

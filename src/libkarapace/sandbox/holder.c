@@ -262,6 +262,19 @@ holder_main (holder_args *a)
       || carried == NULL)
     _exit (1);
   a->setup->resolv = carried->message;
+  /* The caller's standard descriptors are not ours to keep: a holder that outlives its
+   * first session would hold that session's output open (a pipe to `tee` would never see
+   * its end while another session runs). Sessions get their own from their joiner; what
+   * the holder has to say goes over its socket. */
+  int null = open ("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0)
+    {
+      for (int fd = 0; fd <= 2; fd++)
+        if (fd != null && fd != sock && fd != a->listen_fd && fd != a->state_dir)
+          dup2 (null, fd);
+      if (null > 2)
+        close (null);
+    }
 
   /* Root of the namespace where 0 is mapped; with a single-id map of the caller's own id
    * we keep it: the capabilities of the namespace's creator are ours either way. */
