@@ -177,6 +177,17 @@ kp_cli_manifest_limits (const kp_manifest *m)
   };
 }
 
+void
+kp_cli_binds_free (kp_bind *binds, size_t n)
+{
+  for (size_t i = 0; binds && i < n; i++)
+    {
+      free ((char *) binds[i].source);
+      free ((char *) binds[i].target);
+    }
+  free (binds);
+}
+
 int
 kp_cli_manifest_binds (const kp_policy *policy, const kp_manifest *m, kp_bind **out, size_t *n,
                        kp_error **err)
@@ -551,14 +562,12 @@ add_account (void *data, kp_error **err)
  * parent's descriptors and must not keep the store's lock). */
 static kp_holder *
 env_holder (kp_store **store, const kp_env_record *rec, const kp_policy *policy,
-            const kp_manifest *m, const env_open *how, kp_error **err)
+            const kp_manifest *m, const kp_bind *binds, size_t n_binds, const env_open *how,
+            kp_error **err)
 {
   kp_holder *h = NULL;
-  kp_bind *binds = NULL;
-  size_t n_binds = 0;
   kp_cleanup_strv char **layers = NULL;
   kp_cleanup_free char *upper = NULL, *work = NULL, *state_dir = NULL, *lock_path = NULL;
-  kp_cleanup_free char *home = NULL;
   kp_cleanup_close int lock_fd = -1;
   kp_cleanup_error kp_error *connect_err = NULL;
   size_t n_layers = 0;
@@ -568,15 +577,6 @@ env_holder (kp_store **store, const kp_env_record *rec, const kp_policy *policy,
     {
       kp_error_set (err, KP_EXIT_STORE, "environment %.12s has no layers", rec->env_id);
       goto out;
-    }
-  if (m && kp_cli_manifest_binds (policy, m, &binds, &n_binds, err) < 0)
-    goto out;
-  /* Your home at its own path, unless the manifest keeps the environment's home private. */
-  if (how->home && (m == NULL || kp_manifest_bool (m, KP_OPT_HOST_HOME)))
-    {
-      home = xstrdup (kp_home_dir ());
-      binds = xreallocarray (binds, n_binds + 1, sizeof *binds);
-      binds[n_binds++] = (kp_bind){ xstrdup (home), xstrdup (home), false };
     }
   /* Topmost first. */
   layers = xcalloc (n_layers + 1, sizeof (char *));
@@ -659,12 +659,6 @@ env_holder (kp_store **store, const kp_env_record *rec, const kp_policy *policy,
   if (h != NULL)
     flock (lock_fd, LOCK_UN);
 out:
-  for (size_t i = 0; i < n_binds; i++)
-    {
-      free ((char *) binds[i].source);
-      free ((char *) binds[i].target);
-    }
-  free (binds);
   return h;
 }
 
@@ -733,24 +727,39 @@ env_find (kp_cli *cli, bool write, const char *which, kp_store **store, kp_env_r
   return 0;
 }
 
+/* The manifest's [mounts], then your home at its own path unless the manifest keeps the
+ * environment's home private: what a new holder binds, and what shows where you are. */
+static int
+env_binds (const kp_policy *policy, const kp_manifest *m, const env_open *how, kp_bind **binds,
+           size_t *n, bool *home_mounted, kp_error **err)
+{
+  *binds = NULL;
+  *n = 0;
+  if (m && kp_cli_manifest_binds (policy, m, binds, n, err) < 0)
+    {
+      kp_cli_binds_free (*binds, *n);
+      *binds = NULL;
+      *n = 0;
+      return -1;
+    }
+  *home_mounted = how->home && (m == NULL || kp_manifest_bool (m, KP_OPT_HOST_HOME));
+  if (*home_mounted)
+    {
+      *binds = xreallocarray (*binds, *n + 1, sizeof **binds);
+      (*binds)[(*n)++] = (kp_bind){ xstrdup (kp_home_dir ()), xstrdup (kp_home_dir ()), false };
+    }
+  return 0;
+}
+
 /* Where the caller's working directory is inside the environment, or NULL when nothing
- * shows it there: the same path under your home (mounted at its own path), else the
- * target of the [mounts] entry whose host directory holds it (the deepest one). */
+ * shows it there: the target of the bind whose host directory holds it (the deepest one;
+ * your home is bound at its own path). */
 static char *
-cwd_inside (const kp_policy *policy, const kp_manifest *m, bool home_mounted)
+cwd_inside (const kp_bind *binds, size_t n)
 {
   char cwd[PATH_MAX];
   if (getcwd (cwd, sizeof cwd) == NULL)
     return NULL;
-  if (home_mounted && kp_path_is_under (cwd, kp_home_dir ()))
-    return xstrdup (cwd);
-  if (m == NULL)
-    return NULL;
-  kp_bind *binds = NULL;
-  size_t n = 0;
-  kp_error *ignored = NULL;
-  if (kp_cli_manifest_binds (policy, m, &binds, &n, &ignored) < 0)
-    kp_error_free (ignored); /* the start of the holder reports it */
   char *inside = NULL;
   size_t best = 0;
   for (size_t i = 0; i < n; i++)
@@ -767,12 +776,6 @@ cwd_inside (const kp_policy *policy, const kp_manifest *m, bool home_mounted)
           best = len;
         }
     }
-  for (size_t i = 0; binds && i <= n; i++)
-    {
-      free ((char *) binds[i].source);
-      free ((char *) binds[i].target);
-    }
-  free (binds);
   return inside;
 }
 
@@ -803,10 +806,15 @@ run_in_env (kp_cli *cli, const char *which, char *const *argv, const env_open *h
     return -1;
   /* Where you are when it is visible inside; else enter starts in your home (when it is
      there) and exec at /. */
-  bool home_mounted = how->home && (m == NULL || kp_manifest_bool (m, KP_OPT_HOST_HOME));
-  kp_cleanup_free char *here = cwd_inside (policy, m, home_mounted);
+  kp_bind *binds = NULL;
+  size_t n_binds = 0;
+  bool home_mounted = false;
+  if (env_binds (policy, m, how, &binds, &n_binds, &home_mounted, err) < 0)
+    return -1;
+  kp_cleanup_free char *here = cwd_inside (binds, n_binds);
   const char *cwd = here ? here : how->login && home_mounted ? kp_home_dir () : NULL;
-  kp_holder *h = env_holder (&store, rec, policy, m, how, err);
+  kp_holder *h = env_holder (&store, rec, policy, m, binds, n_binds, how, err);
+  kp_cli_binds_free (binds, n_binds);
   if (h == NULL)
     return -1;
   int status = 0;
@@ -965,7 +973,13 @@ kp_cmd_start (kp_cli *cli, const kp_cli_command *cmd, int argc, char **argv)
         }
       env_open how = { .account = true, .home = true };
       kp_error *e = NULL;
-      kp_holder *h = env_holder (&store, rec, policy, m, &how, &e);
+      kp_bind *binds = NULL;
+      size_t n_binds = 0;
+      bool home_mounted = false;
+      kp_holder *h = env_binds (policy, m, &how, &binds, &n_binds, &home_mounted, &e) < 0
+                         ? NULL
+                         : env_holder (&store, rec, policy, m, binds, n_binds, &how, &e);
+      kp_cli_binds_free (binds, n_binds);
       /* 'y', or 'n' and the error's message. */
       kp_cleanup_free char *msg = h ? xstrdup ("y") : xasprintf ("n%s", e ? e->message : "");
       if (kp_write_all (ready[1], msg, strlen (msg)) < 0)

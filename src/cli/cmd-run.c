@@ -82,17 +82,6 @@ push (char ***list, size_t *n, const char *value)
 }
 
 static void
-binds_free (kp_bind *binds, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    {
-      free ((char *) binds[i].source);
-      free ((char *) binds[i].target);
-    }
-  free (binds);
-}
-
-static void
 run_options_clear (run_options *o)
 {
   kp_strv_free (o->mounts);
@@ -101,7 +90,7 @@ run_options_clear (run_options *o)
   free (o->image_tree);
   kp_strv_free (o->layer_paths);
   kp_manifest_free (o->m);
-  binds_free (o->manifest_binds, o->n_manifest_binds);
+  kp_cli_binds_free (o->manifest_binds, o->n_manifest_binds);
 }
 
 static int
@@ -556,7 +545,7 @@ start_holder (kp_cli *cli, const run_options *o, const kp_policy *policy,
     kp_cli_info (cli, "sandbox: holder pid %d, %s overlay, network %s", (int) kp_holder_pid (h),
                  kp_holder_overlay (h), kp_net_mode_name (o->network));
 out:
-  binds_free (binds, n_binds);
+  kp_cli_binds_free (binds, n_binds);
   return h;
 }
 

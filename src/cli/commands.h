@@ -47,6 +47,7 @@ kp_cgroup_limits kp_cli_manifest_limits (const kp_manifest *m);
  * policy's allow-list again. */
 int kp_cli_manifest_binds (const kp_policy *policy, const kp_manifest *m, kp_bind **out,
                            size_t *n, kp_error **err);
+void kp_cli_binds_free (kp_bind *binds, size_t n);
 
 #define KP_CMD_NEW_HELP                                                                       \
   "Writes ./karapace.toml (or PATH) for an environment called NAME. Without --template,\n"   \

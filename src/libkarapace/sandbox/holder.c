@@ -410,6 +410,14 @@ write_root_maps (pid_t pid, kp_error **err)
   return 0;
 }
 
+/* Does a holder listen on this socket? */
+static bool
+socket_answers (const struct sockaddr_un *addr)
+{
+  kp_cleanup_close int probe = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  return probe >= 0 && connect (probe, (const struct sockaddr *) addr, sizeof *addr) == 0;
+}
+
 /* Which process a state directory's holder is: its pid as the host sees it and the start
  * time /proc gives it (field 22 of /proc/PID/stat), so that a reused pid is not taken for
  * it. */
@@ -462,12 +470,9 @@ wait_previous_holder (const char *state_dir, kp_error **err)
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   if ((size_t) snprintf (addr.sun_path, sizeof addr.sun_path, "%s/%s", state_dir,
                          KP_HOLDER_SOCKET)
-      < sizeof addr.sun_path)
-    {
-      kp_cleanup_close int probe = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-      if (probe >= 0 && connect (probe, (struct sockaddr *) &addr, sizeof addr) == 0)
-        return 0;
-    }
+          < sizeof addr.sun_path
+      && socket_answers (&addr))
+    return 0;
   struct pollfd p = { pidfd, POLLIN, 0 };
   int r;
   while ((r = poll (&p, 1, KP_HOLDER_PREVIOUS_WAIT_MS)) < 0 && errno == EINTR)
@@ -513,8 +518,7 @@ open_state (const char *dir, int *listen_fd, int *dir_fd, kp_error **err)
   int r = bind (fd, (struct sockaddr *) &addr, sizeof addr);
   if (r < 0 && errno == EADDRINUSE)
     {
-      kp_cleanup_close int probe = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-      if (probe >= 0 && connect (probe, (struct sockaddr *) &addr, sizeof addr) == 0)
+      if (socket_answers (&addr))
         {
           kp_error_set (err, KP_EXIT_RUNTIME, "a holder already runs for %s", dir);
           return -1;
